@@ -1,0 +1,88 @@
+"""The batch types every data source yields: labelled eye strips, and pairs of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class StripBatch:
+    """A batch of normalised eye strips with their labels.
+
+    Shapes: ``image`` B x 3 x H x W float32 RGB in [0, 1]; ``gaze`` and ``head`` B x 2 (pitch, yaw) radians in
+    the normalised camera frame (see :mod:`engine.strip`); ``openness`` B (eye aperture relative to the subject's
+    open eye at a level gaze; 0 = closed); ``closed`` B bool; ``subject`` B int64; ``mask`` B x 1 x H x W in [0, 1],
+    the visible eyeball (the region the redirector may change).
+    """
+
+    image: Tensor
+    gaze: Tensor
+    head: Tensor
+    openness: Tensor
+    closed: Tensor
+    subject: Tensor
+    mask: Tensor
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 4 or self.image.shape[1] != 3:
+            raise ValueError(f"image must be B x 3 x H x W, got {tuple(self.image.shape)}")
+        b, _, h, w = self.image.shape
+        expected = {
+            "gaze": (b, 2),
+            "head": (b, 2),
+            "openness": (b,),
+            "closed": (b,),
+            "subject": (b,),
+            "mask": (b, 1, h, w),
+        }
+        for name, shape in expected.items():
+            got = tuple(getattr(self, name).shape)
+            if got != shape:
+                raise ValueError(f"{name} must have shape {shape} for an image batch of {b}, got {got}")
+
+    def __len__(self) -> int:
+        return int(self.image.shape[0])
+
+    def to(self, device: torch.device | str) -> StripBatch:
+        """The same batch on another device."""
+        return StripBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def index(self, idx: Tensor | slice) -> StripBatch:
+        """A sub-batch (rows selected by a slice, an index tensor or a boolean mask)."""
+        return StripBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    @staticmethod
+    def cat(batches: list[StripBatch]) -> StripBatch:
+        """Concatenate batches along the batch axis."""
+        if not batches:
+            raise ValueError("cannot concatenate an empty list of batches")
+        return StripBatch(
+            **{f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(StripBatch)}
+        )
+
+
+@dataclass
+class PairBatch:
+    """Source and target strips of the same subjects (same appearance and lighting, other gaze and head)."""
+
+    source: StripBatch
+    target: StripBatch
+
+    def __post_init__(self) -> None:
+        if self.source.image.shape != self.target.image.shape:
+            raise ValueError(
+                f"source and target images differ in shape: {tuple(self.source.image.shape)} vs "
+                f"{tuple(self.target.image.shape)}"
+            )
+        if not torch.equal(self.source.subject, self.target.subject):
+            raise ValueError("a pair must show the same subject in source and target")
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def to(self, device: torch.device | str) -> PairBatch:
+        """The same pairs on another device."""
+        return PairBatch(self.source.to(device), self.target.to(device))
