@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
@@ -124,7 +125,7 @@ class StripGeometry:
         """Size of one strip pixel at the eye plane, in mm."""
         return self.width_mm / self.width
 
-    def camera_matrix(self) -> np.ndarray:
+    def camera_matrix(self) -> npt.NDArray[np.float64]:
         """The 3 x 3 intrinsic matrix (principal point at the strip's centre)."""
         f = self.focal
         return np.array([[f, 0.0, self.width / 2.0], [0.0, f, self.height / 2.0], [0.0, 0.0, 1.0]])
@@ -150,7 +151,8 @@ class StripGeometry:
         xs = (torch.arange(w, dtype=torch.float32) + 0.5 - w / 2.0) / f
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         d = torch.stack((gx, gy, torch.ones_like(gx)), dim=-1)
-        return d / d.norm(dim=-1, keepdim=True)
+        rays: Tensor = d / d.norm(dim=-1, keepdim=True)
+        return rays
 
 
 # --- the 3-D eye model --------------------------------------------------------------------------------------
@@ -167,7 +169,7 @@ class EyeModel:
 
     ipd_mm: float = 63.0
     eyeball_radius_mm: float = 12.0
-    shell_axes_mm: tuple[float, float, float] = (17.0, 14.0, 13.5)
+    shell_axes_mm: tuple[float, float, float] = (18.5, 15.0, 13.5)
     nasal_corner_uv: tuple[float, float] = (0.80, 0.06)
     temporal_corner_uv: tuple[float, float] = (0.80, -0.06)
     # Other face points (for head-pose fitting at run time) relative to the eye-corner midpoint: nose tip,
@@ -176,7 +178,7 @@ class EyeModel:
         default=((0.0, 47.0, -24.0), (-25.0, 72.0, -6.0), (25.0, 72.0, -6.0), (0.0, 118.0, -4.0))
     )
 
-    def corner_offsets(self, side: int) -> np.ndarray:
+    def corner_offsets(self, side: int) -> npt.NDArray[np.float64]:
         """Nasal and temporal corner offsets ``[2, 3]`` from the eyeball centre of the eye on ``side``.
 
         ``side`` is -1 for the eye on the image left (the subject's right eye) and +1 for the other.
@@ -188,30 +190,34 @@ class EyeModel:
             out.append((toward * u * ax, v * ay, z))
         return np.array(out)
 
-    def eyeball_centres(self) -> np.ndarray:
+    def eyeball_centres(self) -> npt.NDArray[np.float64]:
         """Eyeball centres ``[2, 3]`` (image-left eye first) in the head frame."""
         raw = np.array([[-self.ipd_mm / 2.0, 0.0, 0.0], [self.ipd_mm / 2.0, 0.0, 0.0]])
-        return raw - self._corner_midpoint_raw()
+        centres: npt.NDArray[np.float64] = raw - self._corner_midpoint_raw()
+        return centres
 
-    def eye_corners(self) -> np.ndarray:
+    def eye_corners(self) -> npt.NDArray[np.float64]:
         """Eye corners ``[4, 3]`` in image order: left eye outer, left eye inner, right eye inner, right eye outer.
 
         ("left"/"right" as seen in the image.) Their midpoint is the head-frame origin.
         """
-        return self._corners_raw() - self._corner_midpoint_raw()
+        corners: npt.NDArray[np.float64] = self._corners_raw() - self._corner_midpoint_raw()
+        return corners
 
-    def face_points(self) -> np.ndarray:
+    def face_points(self) -> npt.NDArray[np.float64]:
         """Nose tip, mouth corners and chin ``[4, 3]`` in the head frame."""
         return np.array(self.face_points_mm)
 
-    def _corners_raw(self) -> np.ndarray:
+    def _corners_raw(self) -> npt.NDArray[np.float64]:
         left = np.array([-self.ipd_mm / 2.0, 0.0, 0.0]) + self.corner_offsets(-1)
         right = np.array([self.ipd_mm / 2.0, 0.0, 0.0]) + self.corner_offsets(+1)
         # left eye: temporal corner is outer (image-left side), nasal is inner
-        return np.stack((left[1], left[0], right[0], right[1]))
+        corners: npt.NDArray[np.float64] = np.stack((left[1], left[0], right[0], right[1]))
+        return corners
 
-    def _corner_midpoint_raw(self) -> np.ndarray:
-        return self._corners_raw().mean(axis=0)
+    def _corner_midpoint_raw(self) -> npt.NDArray[np.float64]:
+        mid: npt.NDArray[np.float64] = self._corners_raw().mean(axis=0)
+        return mid
 
 
 DEFAULT_STRIP = StripGeometry()
@@ -259,4 +265,5 @@ def strip_homography(
     k_strip = k_strip.clone()
     k_strip[0, 2] -= 0.5
     k_strip[1, 2] -= 0.5
-    return k_strip @ scale @ rot @ torch.linalg.inv(camera_matrix.to(rot.dtype))
+    homography: Tensor = k_strip @ scale @ rot @ torch.linalg.inv(camera_matrix.to(rot.dtype))
+    return homography

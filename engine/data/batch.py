@@ -59,9 +59,7 @@ class StripBatch:
         """Concatenate batches along the batch axis."""
         if not batches:
             raise ValueError("cannot concatenate an empty list of batches")
-        return StripBatch(
-            **{f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(StripBatch)}
-        )
+        return StripBatch(**{f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(StripBatch)})
 
 
 @dataclass

@@ -1,0 +1,61 @@
+"""A small bank of tileable noise textures that every subject reads at its own offset.
+
+Textures are made once per world seed (band-limited Gaussian noise, filtered in the Fourier domain so they tile),
+and sampled with ``grid_sample`` at arbitrary (u, v) coordinates in texture periods. Reading one shared bank at a
+per-subject offset is what makes a subject's skin, iris crypts and vessels the same in every render.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Channels of the bank and the spatial frequency band (cycles per texture period) each one keeps.
+SKIN_LOW, SKIN_MID, STRANDS, VESSELS = 0, 1, 2, 3
+_BANDS = ((1.0, 4.0), (4.0, 16.0), (12.0, 48.0), (3.0, 10.0))
+
+
+class NoiseBank:
+    """Tileable noise textures ``C x S x S`` in [0, 1], sampled by :meth:`sample`."""
+
+    def __init__(self, seed: int = 0, size: int = 128, device: torch.device | str = "cpu") -> None:
+        gen = torch.Generator().manual_seed(seed * 7919 + 17)
+        fy = torch.fft.fftfreq(size).abs().unsqueeze(1) * size
+        fx = torch.fft.fftfreq(size).abs().unsqueeze(0) * size
+        radius = torch.sqrt(fx**2 + fy**2)
+        textures = []
+        for lo, hi in _BANDS:
+            white = torch.randn(size, size, generator=gen)
+            keep = ((radius >= lo) & (radius <= hi)).float()
+            band = torch.fft.ifft2(torch.fft.fft2(white) * keep).real
+            band = (band - band.mean()) / band.std().clamp_min(1e-6)
+            textures.append(band)
+        bank = torch.stack(textures)
+        # vessels: thin ridges where the band-passed noise crosses zero
+        bank[VESSELS] = torch.exp(-(bank[VESSELS] ** 2) * 6.0) * 2.0 - 1.0
+        bank = (bank * 0.18 + 0.5).clamp(0.0, 1.0)
+        self.size = size
+        # pad by one texel with wrapped values so bilinear reads across the seam stay continuous
+        self.textures = F.pad(bank.unsqueeze(0), (0, 1, 0, 1), mode="circular").to(device)
+
+    def to(self, device: torch.device | str) -> NoiseBank:
+        """The same bank on another device."""
+        out = NoiseBank.__new__(NoiseBank)
+        out.size = self.size
+        out.textures = self.textures.to(device)
+        return out
+
+    def sample(self, channel: int, u: Tensor, v: Tensor) -> Tensor:
+        """Values in [0, 1] of one channel at coordinates (u, v) in texture periods (any shape, same shape out)."""
+        if u.shape != v.shape:
+            raise ValueError(f"u and v must have the same shape, got {tuple(u.shape)} and {tuple(v.shape)}")
+        shape = u.shape
+        # wrap into one period, then into grid_sample's [-1, 1] over the padded texture
+        scale = self.size / (self.size + 1.0)
+        gu = (torch.remainder(u.reshape(-1), 1.0) * scale) * 2.0 - 1.0 + 1.0 / (self.size + 1.0)
+        gv = (torch.remainder(v.reshape(-1), 1.0) * scale) * 2.0 - 1.0 + 1.0 / (self.size + 1.0)
+        grid = torch.stack((gu, gv), dim=-1).view(1, 1, -1, 2)
+        tex = self.textures[:, channel : channel + 1]
+        out = F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return out.view(shape)

@@ -1,0 +1,49 @@
+"""Backward warping of an image by a dense flow field expressed in strip pixels.
+
+Convention: ``flow[:, 0]`` is the horizontal (x, to the image right) and ``flow[:, 1]`` the vertical (y, down)
+displacement, in pixels *of the normalised strip* (:class:`engine.strip.StripGeometry`). The output pixel at
+position p samples the input at ``p + flow(p)`` (a backward warp, so every output pixel is defined).
+
+Keeping the unit fixed to strip pixels makes the field resolution-independent: the runtime can upsample the
+strip-resolution flow bilinearly to the full-resolution eye region (whose extent is the strip's field of
+view, so one strip pixel spans ``image_width / strip_width`` image pixels) *without rescaling its values*, and
+pass ``strip_size`` so this module converts the displacement to the image's own coordinates.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine.model.guards import check_flow
+
+
+def upsample_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resample a flow B x 2 x h x w to ``size`` = (H, W) bilinearly; the values (strip pixels) are kept."""
+    if flow.ndim != 4 or flow.shape[1] != 2:
+        raise ValueError(f"flow must be B x 2 x h x w, got shape {tuple(flow.shape)}")
+    return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+
+
+def warp(image: Tensor, flow: Tensor, strip_size: tuple[int, int]) -> Tensor:
+    """Backward-warp ``image`` B x C x H x W by ``flow`` B x 2 x H x W given in strip pixels.
+
+    ``strip_size`` = (strip height, strip width) defines the unit of ``flow``; ``image`` may have any
+    resolution as long as it covers the strip's field of view (for the strip itself, H, W = ``strip_size``).
+    Sampling is bilinear with border padding, ``align_corners=False`` (pixel centres at +0.5, the convention
+    of :mod:`engine.strip`).
+    """
+    check_flow(flow, image)
+    strip_h, strip_w = strip_size
+    if strip_h <= 0 or strip_w <= 0:
+        raise ValueError(f"strip_size must be positive, got {strip_size}")
+    _, _, h, w = image.shape
+    # Identity grid in grid_sample's normalised coordinates: pixel i's centre is at (2i + 1) / n - 1.
+    ys = torch.linspace(-1.0 + 1.0 / h, 1.0 - 1.0 / h, h, dtype=image.dtype, device=image.device)
+    xs = torch.linspace(-1.0 + 1.0 / w, 1.0 - 1.0 / w, w, dtype=image.dtype, device=image.device)
+    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # -> H x W x 2 (x, y)
+    # One strip pixel is 2 / strip_w normalised units across, whatever the image resolution.
+    scale = torch.tensor([2.0 / strip_w, 2.0 / strip_h], dtype=image.dtype, device=image.device)
+    grid = base.unsqueeze(0) + flow.permute(0, 2, 3, 1) * scale  # -> B x H x W x 2
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -1,0 +1,1 @@
+"""Training of the gaze redirector: losses (and, later, the trainer)."""
