@@ -10,7 +10,8 @@ from typing import Annotated
 import torch
 import typer
 
-from engine.data.synth.bench import bench
+from engine.data.synth.bench import bench, bench_cache
+from engine.data.synth.cache import write_cache
 from engine.data.synth.preview import write_grid
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
@@ -50,15 +51,37 @@ def synth_preview(
     typer.echo(f"wrote {n} strips to {out}")
 
 
+@synth_app.command("cache")
+def synth_cache(
+    out: Annotated[Path, typer.Argument(help="Output HDF5 file.")],
+    pairs: Annotated[int, typer.Option(help="Number of pairs to render.")] = 20000,
+    split: Annotated[Split, typer.Option(help="Subject split to draw from.")] = Split.TRAIN,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Pairs per render call.")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Render pairs once into a cache that training reads at memory speed."""
+    if pairs < 1:
+        raise typer.BadParameter("--pairs must be positive")
+    sampler = SynthSampler(SynthConfig(), split=split, seed=seed, batch_size=batch_size, device=resolve_device(device))
+    write_cache(sampler, out, pairs)
+    typer.echo(f"wrote {pairs} pairs to {out}")
+
+
 @synth_app.command("bench")
 def synth_bench(
     batch_size: Annotated[int, typer.Option(help="Pairs per batch.")] = 256,
     batches: Annotated[int, typer.Option(help="Timed batches.")] = 5,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    cache: Annotated[Path | None, typer.Option(help="Time reading this pair cache instead of rendering.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Print how many strips per second the renderer makes on this device."""
-    result = bench(SynthConfig(), resolve_device(device), batch_size, batches)
+    """Print how many strips per second the renderer (or a pair cache) delivers on this device."""
+    dev = resolve_device(device)
+    if cache is not None:
+        result = bench_cache(cache, dev, batch_size, batches)
+    else:
+        result = bench(SynthConfig(), dev, batch_size, batches)
     if as_json:
         typer.echo(json.dumps({**result.__dict__, "strips_per_second": result.strips_per_second}))
     else:
@@ -68,6 +91,7 @@ def synth_bench(
             else f"cpu ({torch.get_num_threads()} threads)"
         )
         typer.echo(
-            f"{result.strips} strips in {result.seconds:.2f} s on {name}: {result.strips_per_second:.0f} strips/s "
+            f"{result.source}: {result.strips} strips in {result.seconds:.2f} s on {name}: "
+            f"{result.strips_per_second:.0f} strips/s "
             f"(batch {result.batch_size} pairs)"
         )

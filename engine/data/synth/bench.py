@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from engine.data.synth.cache import CachedPairs
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 
 
@@ -14,6 +16,7 @@ from engine.data.synth.sampler import SynthConfig, SynthSampler
 class BenchResult:
     """Measured renderer throughput."""
 
+    source: str  # "renderer" or "cache"
     device: str
     batch_size: int
     batches: int
@@ -46,4 +49,18 @@ def bench(
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - start
-    return BenchResult(device, batch_size, batches, 2 * batch_size * batches, seconds)
+    return BenchResult("renderer", device, batch_size, batches, 2 * batch_size * batches, seconds)
+
+
+def bench_cache(path: Path, device: str, batch_size: int = 256, batches: int = 20) -> BenchResult:
+    """Time drawing ``batches`` pair batches from a pair cache onto ``device`` (loading excluded)."""
+    cached = CachedPairs(path, batch_size, seed=0, device=device)
+    dev = torch.device(device)
+    cached.pairs(0)
+    start = time.perf_counter()
+    for i in range(batches):
+        cached.pairs(1 + i)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - start
+    return BenchResult("cache", device, batch_size, batches, 2 * batch_size * batches, seconds)

@@ -72,5 +72,5 @@ def write_grid(rendered: Rendered, path: Path, columns: int = 4) -> None:
     """Write :func:`draw_grid` to an image file (format from the suffix)."""
     grid = draw_grid(rendered, columns)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise OSError(f"could not write the preview image to {path}")

@@ -38,7 +38,8 @@ class SynthConfig:
     closed_fraction: float = 0.04
     blink_fraction: float = 0.08
     pair_same_blink: bool = True  # targets keep the source's lid closure: only gaze moves the lids
-    render_scales: tuple[float, ...] = (0.5, 0.625, 0.75, 0.875, 1.0)
+    # sensor resolution relative to the strip: 0.4 is what a 640 x 480 webcam gives at 60 cm, 0.85 a 720p one
+    render_scales: tuple[float, ...] = (0.4, 0.5, 0.625, 0.75, 1.0)
     camera_effects: bool = True
     noise_texture_size: int = 128
 
@@ -154,11 +155,12 @@ def neutral_camera(n: int, device: torch.device | str) -> CameraParams:
 
 
 def _auto_exposure(radiance: Tensor, mask: Tensor) -> Tensor:
-    """Gain that brings the skin (outside the eyes) to a mid-grey, only partly (webcam AE is lazy)."""
+    """Gain that brings the skin (outside the eyes) toward a mid-grey, only halfway in log terms: webcam AE
+    brightens dark skin and darkens light skin but does not erase the difference."""
     lum = (radiance * torch.tensor([0.2126, 0.7152, 0.0722], device=radiance.device).view(1, 3, 1, 1)).sum(1)
     w = 1.0 - mask[:, 0]
     mean = (lum * w).sum((1, 2)) / w.sum((1, 2)).clamp_min(1.0)
-    return (0.2 / mean.clamp_min(1e-3)) ** 0.75
+    return (0.2 / mean.clamp_min(1e-3)) ** 0.5
 
 
 @dataclass
