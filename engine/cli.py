@@ -15,6 +15,7 @@ from engine.data.synth.cache import write_cache
 from engine.data.synth.preview import write_grid
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
+from engine.train.cli import register as register_train
 
 app = typer.Typer(help="Mirada: real-time gaze correction for video calls.", no_args_is_help=True)
 synth_app = typer.Typer(help="Procedural synthetic eye strips.", no_args_is_help=True)
@@ -95,3 +96,6 @@ def synth_bench(
             f"{result.strips_per_second:.0f} strips/s "
             f"(batch {result.batch_size} pairs)"
         )
+
+
+register_train(app)

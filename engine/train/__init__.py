@@ -1,1 +1,1 @@
-"""Training of the gaze redirector: losses (and, later, the trainer)."""
+"""Training of the gaze redirector and its gaze/head estimators: losses, configs, trainer, checkpoints, CLI."""

@@ -1,0 +1,201 @@
+"""Evaluation of a redirector on held-out synthetic pairs, judged by estimator B.
+
+For test-split pairs (source ``s``, target ``t`` of one subject), the model redirects ``s`` to ``t``'s gaze and
+head and the judge (an estimator the redirector never trained against) reads the outputs:
+
+* gaze / head redirection error: degrees between the target labels and the judge's gaze / head of the output;
+* gaze->head / head->gaze disentanglement: redirect only the gaze and measure how far the judge's head estimate
+  moves from its reading of the source (and the other way round);
+* PSNR and SSIM of the full redirection against the ground-truth render of the target;
+* the judge's own error on the real renders of the targets: the floor below which redirection errors cannot
+  be meaningfully measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine.data.synth import Split, SynthConfig, SynthSampler
+from engine.model import Redirector
+from engine.strip import angular_error_deg
+from engine.train.estimator import GazeHeadEstimator
+
+# --- image metrics ------------------------------------------------------------------------------------------
+
+
+def psnr(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image of two B x C x H x W batches (inf for identical images)."""
+    _check_pair(a, b)
+    mse = (a - b).square().flatten(1).mean(dim=1)
+    return 10.0 * torch.log10(data_range**2 / mse)  # mse = 0 gives +inf, as it should
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5, device: torch.device | None = None) -> Tensor:
+    """A normalised 2-D Gaussian ``size x size`` kernel."""
+    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2.0
+    g = torch.exp(-(x**2) / (2.0 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(a: Tensor, b: Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Structural similarity per image of two B x C x H x W batches (Wang et al. 2004).
+
+    Gaussian-weighted local statistics (``window`` x ``window``, ``sigma``) over the valid region, per channel,
+    with ``C1 = (0.01 L)^2`` and ``C2 = (0.03 L)^2``; the SSIM map is averaged over pixels and channels.
+    """
+    _check_pair(a, b)
+    channels, height, width = a.shape[1:]
+    if height < window or width < window:
+        raise ValueError(f"images must be at least {window} x {window} for SSIM, got {height} x {width}")
+    kernel = gaussian_window(window, sigma, a.device).to(a.dtype).expand(channels, 1, window, window)
+
+    def blur(x: Tensor) -> Tensor:
+        return F.conv2d(x, kernel, groups=channels)  # depthwise: every channel on its own
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a.square()
+    var_b = blur(b * b) - mu_b.square()
+    cov = blur(a * b) - mu_a * mu_b
+    numerator = (2.0 * mu_a * mu_b + c1) * (2.0 * cov + c2)
+    denominator = (mu_a.square() + mu_b.square() + c1) * (var_a + var_b + c2)
+    return (numerator / denominator).flatten(1).mean(dim=1)
+
+
+def _check_pair(a: Tensor, b: Tensor) -> None:
+    if a.ndim != 4 or a.shape != b.shape:
+        raise ValueError(f"need two B x C x H x W batches of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+# --- redirection metrics ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Which pairs to evaluate on: ``pairs`` pairs of ``split`` in batches, from sampler seed ``seed``.
+
+    The seed is fixed by default so that every model is scored on the very same pairs.
+    """
+
+    pairs: int = 1024
+    batch_size: int = 32
+    seed: int = 0
+    split: Split = Split.TEST
+
+    def __post_init__(self) -> None:
+        if self.pairs < 1 or self.batch_size < 1:
+            raise ValueError(f"pairs and batch_size must be positive, got {self.pairs} and {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class RedirectionMetrics:
+    """Mean errors over the evaluated pairs (angles in degrees, PSNR in dB, SSIM in [-1, 1])."""
+
+    pairs: int
+    gaze_redirection_deg: float
+    head_redirection_deg: float
+    gaze_to_head_deg: float
+    head_to_gaze_deg: float
+    psnr_db: float
+    ssim: float
+    judge_gaze_floor_deg: float
+    judge_head_floor_deg: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The metrics as a flat dictionary."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """The metrics as a JSON object (an infinite PSNR is written as ``Infinity``)."""
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# Column headers of the markdown table, per metric field.
+_COLUMNS: dict[str, str] = {
+    "gaze_redirection_deg": "gaze redir. (°)",
+    "head_redirection_deg": "head redir. (°)",
+    "gaze_to_head_deg": "gaze→head (°)",
+    "head_to_gaze_deg": "head→gaze (°)",
+    "psnr_db": "PSNR (dB)",
+    "ssim": "SSIM",
+    "judge_gaze_floor_deg": "judge gaze floor (°)",
+    "judge_head_floor_deg": "judge head floor (°)",
+}
+
+
+def _cell(values: Sequence[float], digits: int) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def markdown_table(rows: Mapping[str, RedirectionMetrics | Sequence[RedirectionMetrics]]) -> str:
+    """A markdown table with one row per name; a sequence of runs (e.g. seeds) shows mean ± std."""
+    header = ["model", *_COLUMNS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for name, runs in rows.items():
+        runs = [runs] if isinstance(runs, RedirectionMetrics) else list(runs)
+        if not runs:
+            raise ValueError(f"no results for {name!r}")
+        cells = [name]
+        for key in _COLUMNS:
+            digits = 3 if key == "ssim" else 2
+            cells.append(_cell([float(getattr(r, key)) for r in runs], digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def evaluate_redirector(
+    model: Redirector,
+    judge: GazeHeadEstimator,
+    synth: SynthConfig,
+    config: EvalConfig | None = None,
+) -> RedirectionMetrics:
+    """Score ``model`` on held-out pairs of ``synth`` with the ``judge`` (estimator B), on the model's device."""
+    config = config or EvalConfig()
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    judge.eval()
+    sampler = SynthSampler(synth, config.split, config.seed, config.batch_size, device)
+    sums = {f.name: 0.0 for f in fields(RedirectionMetrics) if f.name != "pairs"}
+    done, index = 0, 0
+    while done < config.pairs:
+        n = min(config.batch_size, config.pairs - done)
+        pair = sampler.pairs(index, n)
+        s, t = pair.source, pair.target
+        factors = model.encode(s.image)
+        full = model.decode(model.redirect(factors, t.gaze, t.head), s.image).strip_out
+        gaze_only = model.decode(model.redirect(factors, t.gaze, factors.head_pl), s.image).strip_out
+        head_only = model.decode(model.redirect(factors, factors.gaze_pl, t.head), s.image).strip_out
+        read = judge(torch.cat((full, gaze_only, head_only, s.image, t.image)))
+        g, h = read.gaze.split(n), read.head.split(n)  # full, gaze only, head only, source, target
+        batch_sums = {
+            "gaze_redirection_deg": angular_error_deg(g[0], t.gaze),
+            "head_redirection_deg": angular_error_deg(h[0], t.head),
+            "gaze_to_head_deg": angular_error_deg(h[1], h[3]),
+            "head_to_gaze_deg": angular_error_deg(g[2], g[3]),
+            "psnr_db": psnr(full, t.image),
+            "ssim": ssim(full, t.image),
+            "judge_gaze_floor_deg": angular_error_deg(g[4], t.gaze),
+            "judge_head_floor_deg": angular_error_deg(h[4], t.head),
+        }
+        for name, values in batch_sums.items():
+            sums[name] += float(values.sum())
+        done += n
+        index += 1
+    model.train(was_training)
+    means = {name: total / done for name, total in sums.items()}
+    if not all(math.isfinite(v) for k, v in means.items() if k != "psnr_db"):
+        raise FloatingPointError(f"evaluation produced non-finite metrics: {means}")
+    return RedirectionMetrics(pairs=done, **means)

@@ -1,0 +1,293 @@
+"""Command-line entry points of training and evaluation: ``train`` (and its ablation), ``train-estimator``, ``eval``.
+
+:func:`register` adds them to the ``mirada`` app. The ablation runner lives here too: it is orchestration
+(train every variant for every seed, evaluate, tabulate, plot) over :mod:`engine.train.trainer` and
+:mod:`engine.eval.metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch.distributed as dist
+import typer
+
+from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
+from engine.train.checkpoint import load_redirector
+from engine.train.config import TrainConfig, from_json_dict, resolve_device
+from engine.train.estimator import (
+    EstimatorTrainConfig,
+    GazeHeadEstimator,
+    load_estimator,
+    train_estimator,
+)
+from engine.train.trainer import Trainer, TrainSummary, init_distributed
+
+logger = logging.getLogger(__name__)
+
+# The ablation's variants: (name, ght, sg). STED is the baseline without either addition.
+VARIANTS: tuple[tuple[str, bool, bool], ...] = (
+    ("STED", False, False),
+    ("+GHT", True, False),
+    ("+SG", False, True),
+    ("+GHT+SG", True, True),
+)
+
+
+# --- the ablation -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AblationResult:
+    """Metrics and training summaries per variant (one entry per seed), and the files written."""
+
+    metrics: dict[str, list[RedirectionMetrics]]
+    summaries: dict[str, list[TrainSummary]]
+    table_path: Path
+    plot_path: Path
+    json_path: Path
+
+
+def run_ablation(
+    base: TrainConfig,
+    seeds: int,
+    out_dir: Path,
+    judge: GazeHeadEstimator,
+    eval_config: EvalConfig | None = None,
+    estimator: GazeHeadEstimator | None = None,
+    progress: bool = True,
+) -> AblationResult:
+    """Train STED, +GHT, +SG and +GHT+SG with ``base``'s budget for ``seeds`` seeds, evaluate, tabulate, plot.
+
+    Seeds are ``base.seed``, ``base.seed + 1``, ...; each run writes into ``out_dir/<variant>/seed_<k>``. The
+    table (``ablation.md``), the plot (``ablation.png``) and all numbers (``ablation.json``) go to ``out_dir``.
+    """
+    if seeds < 1:
+        raise ValueError(f"seeds must be positive, got {seeds}")
+    eval_config = eval_config or EvalConfig()
+    metrics: dict[str, list[RedirectionMetrics]] = {}
+    summaries: dict[str, list[TrainSummary]] = {}
+    for name, ght, sg in VARIANTS:
+        for k in range(seeds):
+            seed = base.seed + k
+            run_dir = out_dir / _slug(name) / f"seed_{seed}"
+            config = replace(base, ght=ght, sg=sg, seed=seed, log_dir=str(run_dir))
+            trainer = Trainer(config, estimator, progress=progress)
+            summaries.setdefault(name, []).append(trainer.run())
+            judge.to(trainer.device)
+            result = evaluate_redirector(trainer.model, judge, config.synth, eval_config)
+            metrics.setdefault(name, []).append(result)
+            logger.info("%s seed %d: %s", name, seed, result.to_dict())
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table_path = out_dir / "ablation.md"
+    header = (
+        f"# Ablation: {base.steps} steps at batch {base.batch_size}, {seeds} seed(s) from {base.seed}, "
+        f"{eval_config.pairs} {eval_config.split.value} pairs\n\n"
+    )
+    table_path.write_text(header + markdown_table(metrics))
+    json_path = out_dir / "ablation.json"
+    json_path.write_text(
+        json.dumps(
+            {
+                "base_config": base.to_dict(),
+                "seeds": seeds,
+                "metrics": {n: [m.to_dict() for m in ms] for n, ms in metrics.items()},
+                "final_losses": {n: [s.final_losses for s in ss] for n, ss in summaries.items()},
+            },
+            indent=2,
+        )
+    )
+    plot_path = out_dir / "ablation.png"
+    plot_ablation(metrics, summaries, plot_path)
+    return AblationResult(metrics, summaries, table_path, plot_path, json_path)
+
+
+def _slug(variant: str) -> str:
+    """A directory name for a variant: ``+GHT+SG`` -> ``ght_sg``, ``STED`` -> ``sted``."""
+    return "_".join(part for part in variant.lower().split("+") if part)
+
+
+def plot_ablation(
+    metrics: dict[str, list[RedirectionMetrics]], summaries: dict[str, list[TrainSummary]], path: Path
+) -> None:
+    """Bar charts of the redirection and disentanglement errors (mean ± std over seeds), and loss curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    names = list(metrics)
+    panels = (
+        ("redirection error (°)", ("gaze_redirection_deg", "head_redirection_deg"), ("gaze", "head")),
+        ("disentanglement error (°)", ("gaze_to_head_deg", "head_to_gaze_deg"), ("gaze→head", "head→gaze")),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    width = 0.38
+    for ax, (title, keys, labels) in zip(axes[:2], panels, strict=True):
+        for j, (key, label) in enumerate(zip(keys, labels, strict=True)):
+            values = [[float(getattr(m, key)) for m in metrics[n]] for n in names]
+            means = [statistics.fmean(v) for v in values]
+            stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+            xs = [i + (j - 0.5) * width for i in range(len(names))]
+            ax.bar(xs, means, width, yerr=stds, capsize=3, label=label)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_title(title)
+        ax.legend()
+    ax = axes[2]
+    for name in names:
+        # The reconstruction term is common to every variant (the totals differ in their terms).
+        curves = [[(step, v["reconstruction"]) for step, v in s.history] for s in summaries[name]]
+        steps = [step for step, _ in curves[0]]
+        mean = [statistics.fmean(c[i][1] for c in curves) for i in range(len(steps))]
+        ax.plot(steps, mean, label=name)
+    ax.set_xlabel("step")
+    ax.set_title("training L1 reconstruction (mean over seeds)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --- commands -----------------------------------------------------------------------------------------------
+
+
+def train_command(
+    config: Annotated[Path | None, typer.Option(help="TrainConfig JSON (defaults for anything not given).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimiser steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Pairs per step (per rank under torchrun).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (logs, config, checkpoints).")] = None,
+    ght: Annotated[bool | None, typer.Option("--ght/--no-ght", help="GHT gaze-consistency loss.")] = None,
+    sg: Annotated[bool | None, typer.Option("--sg/--no-sg", help="Structured-gaze loss.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of initialisation and data.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run of this checkpoint.")] = None,
+    estimator: Annotated[Path | None, typer.Option(help="Frozen estimator A checkpoint.")] = None,
+    judge: Annotated[Path | None, typer.Option(help="Estimator B checkpoint (ablation evaluation).")] = None,
+    ablation: Annotated[
+        bool, typer.Option("--ablation", help="Train STED, +GHT, +SG, +GHT+SG and compare them.")
+    ] = False,
+    seeds: Annotated[int, typer.Option(help="Seeds per variant in the ablation.")] = 3,
+    eval_pairs: Annotated[int, typer.Option(help="Test pairs per evaluation in the ablation.")] = 1024,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Train the redirector (or, with --ablation, all four variants for several seeds)."""
+    overrides: dict[str, Any] = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "device": device,
+        "log_dir": None if out is None else str(out),
+        "ght": ght,
+        "sg": sg,
+        "seed": seed,
+        "estimator_checkpoint": None if estimator is None else str(estimator),
+        "judge_checkpoint": None if judge is None else str(judge),
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        if ablation:
+            if resume is not None:
+                raise typer.BadParameter("--resume cannot be combined with --ablation")
+            base = replace(TrainConfig.load(config) if config else TrainConfig(), **overrides)
+            _ablation(base, seeds, EvalConfig(pairs=eval_pairs), progress)
+            return
+        _train(config, resume, overrides, progress)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _train(config: Path | None, resume: Path | None, overrides: dict[str, Any], progress: bool) -> None:
+    base = TrainConfig.load(config) if config else TrainConfig()
+    ctx = init_distributed(str(overrides.get("device", base.device)))
+    try:
+        if resume is not None:
+            trainer = Trainer.from_checkpoint(resume, dist_context=ctx, progress=progress, **overrides)
+        else:
+            trainer = Trainer(replace(base, **overrides), dist_context=ctx, progress=progress)
+        summary = trainer.run()
+    finally:
+        if ctx.enabled:
+            dist.destroy_process_group()
+    if ctx.is_main:
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in summary.final_losses.items())
+        typer.echo(f"{trainer.config.variant}: step {summary.step}, {losses}; checkpoint {summary.checkpoint}")
+
+
+def _ablation(base: TrainConfig, seeds: int, eval_config: EvalConfig, progress: bool) -> None:
+    if init_distributed(base.device).enabled:
+        raise ValueError("the ablation runs in a single process; launch it without torchrun")
+    if base.judge_checkpoint is None:
+        raise ValueError("the ablation needs an evaluation estimator: pass --judge (mirada train-estimator --arch b)")
+    judge = load_estimator(base.judge_checkpoint, resolve_device(base.device))
+    result = run_ablation(base, seeds, Path(base.log_dir), judge, eval_config, progress=progress)
+    typer.echo(result.table_path.read_text())
+    typer.echo(f"wrote {result.table_path}, {result.plot_path} and {result.json_path}")
+
+
+def train_estimator_command(
+    config: Annotated[Path | None, typer.Option(help="EstimatorTrainConfig JSON.")] = None,
+    arch: Annotated[str | None, typer.Option(help="a (training critic) or b (evaluation judge).")] = None,
+    width: Annotated[int | None, typer.Option(help="Channels of the first stage.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimiser steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Pairs per step (both strips are used).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Checkpoint path.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of initialisation and data.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint at --out.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Train a gaze/head estimator on synthetic strips (A for the training losses, B for evaluation)."""
+    try:
+        base = EstimatorTrainConfig()
+        if config is not None:
+            base = from_json_dict(EstimatorTrainConfig, json.loads(config.read_text()))
+        arch_fields: dict[str, Any] = {"arch": arch, "width": width}
+        est = replace(base.estimator, **{k: v for k, v in arch_fields.items() if v is not None})
+        overrides: dict[str, Any] = {"steps": steps, "batch_size": batch_size, "device": device, "seed": seed}
+        cfg = replace(base, estimator=est, **{k: v for k, v in overrides.items() if v is not None})
+        if out is not None:
+            cfg = replace(cfg, out=str(out))
+        elif config is None:
+            cfg = replace(cfg, out=f"runs/estimator_{est.arch}.pt")  # A and B must not overwrite each other
+        result = train_estimator(cfg, resume=resume, progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(
+        f"estimator {cfg.estimator.arch}: validation gaze {result.val_gaze_deg:.2f}°, head "
+        f"{result.val_head_deg:.2f}°; saved {result.path}"
+    )
+
+
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Redirector training checkpoint.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    pairs: Annotated[int, typer.Option(help="Held-out test pairs.")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="Pairs per batch.")] = 32,
+    judge: Annotated[Path | None, typer.Option(help="Estimator B (default: the run's judge_checkpoint).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Evaluate a trained redirector on test-split pairs with estimator B."""
+    try:
+        target = resolve_device(device)
+        model, config, _ = load_redirector(checkpoint, target)
+        judge_path = judge or config.judge_checkpoint
+        if judge_path is None:
+            raise ValueError("no evaluation estimator: pass --judge (mirada train-estimator --arch b)")
+        judge_model = load_estimator(judge_path, target)
+        metrics = evaluate_redirector(model, judge_model, config.synth, EvalConfig(pairs=pairs, batch_size=batch_size))
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(metrics.to_json() if as_json else markdown_table({config.variant: metrics}))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train``, ``train-estimator`` and ``eval`` commands to ``app``."""
+    app.command("train")(train_command)
+    app.command("train-estimator")(train_estimator_command)
+    app.command("eval")(eval_command)

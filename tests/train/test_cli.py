@@ -1,0 +1,93 @@
+"""The train, train-estimator and eval commands and the ablation, run through Typer's runner on tiny configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from engine.train.cli import VARIANTS, register, run_ablation
+from engine.train.config import to_json_dict
+from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig
+from tests.train.helpers import TINY_SYNTH, tiny_config, tiny_estimator, tiny_estimator_file
+
+runner = CliRunner()
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_train_estimator_command_writes_a_checkpoint(tmp_path: Path) -> None:
+    config = EstimatorTrainConfig(estimator=EstimatorConfig(width=8, hidden_dim=16), val_batches=1, synth=TINY_SYNTH)
+    config_path = tmp_path / "estimator.json"
+    config_path.write_text(json.dumps(to_json_dict(config)))
+    out = tmp_path / "b.pt"
+    args = ["train-estimator", "--config", str(config_path), "--arch", "b", "--steps", "2", "--batch-size", "2"]
+    result = runner.invoke(_app(), [*args, "--device", "cpu", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    assert "estimator b: validation gaze" in result.output
+
+
+def test_train_then_eval_commands(tmp_path: Path) -> None:
+    estimator = tiny_estimator_file(tmp_path / "a.pt", "a")
+    judge = tiny_estimator_file(tmp_path / "b.pt", "b")
+    config = tiny_config(tmp_path / "unused", judge_checkpoint=str(judge))
+    config.save(tmp_path / "train.json")
+    run = tmp_path / "run"
+    args = ["train", "--config", str(tmp_path / "train.json"), "--steps", "2", "--out", str(run), "--no-ght"]
+    result = runner.invoke(_app(), [*args, "--estimator", str(estimator), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "+SG: step 2" in result.output
+
+    result = runner.invoke(_app(), ["train", "--resume", str(run / "last.pt"), "--steps", "3", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "+SG: step 3" in result.output
+
+    result = runner.invoke(_app(), ["eval", str(run / "last.pt"), "--json", "--pairs", "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["pairs"] == 2
+    assert set(metrics) >= {"gaze_redirection_deg", "gaze_to_head_deg", "psnr_db", "ssim", "judge_gaze_floor_deg"}
+
+
+def test_train_refuses_a_run_without_an_estimator(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    config.save(tmp_path / "train.json")
+    result = runner.invoke(_app(), ["train", "--config", str(tmp_path / "train.json"), "--no-progress"])
+    assert result.exit_code != 0
+    assert "estimator" in result.output
+
+
+def test_ablation_trains_every_variant_and_writes_table_and_plot(tmp_path: Path) -> None:
+    estimator = tiny_estimator_file(tmp_path / "a.pt", "a")
+    judge = tiny_estimator_file(tmp_path / "b.pt", "b")
+    tiny_config(tmp_path / "unused").save(tmp_path / "train.json")
+    out = tmp_path / "ablation"
+    args = ["train", "--ablation", "--config", str(tmp_path / "train.json"), "--steps", "2", "--batch-size", "2"]
+    args += ["--seeds", "1", "--eval-pairs", "2", "--estimator", str(estimator), "--judge", str(judge)]
+    result = runner.invoke(_app(), [*args, "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+
+    table = (out / "ablation.md").read_text()
+    for name, _, _ in VARIANTS:
+        assert f"| {name} |" in table
+    assert (out / "ablation.png").stat().st_size > 1000
+    numbers = json.loads((out / "ablation.json").read_text())
+    assert list(numbers["metrics"]) == [name for name, _, _ in VARIANTS]
+    assert len(numbers["metrics"]["+GHT+SG"]) == 1
+    assert (out / "ght_sg" / "seed_0" / "last.pt").is_file()
+
+
+def test_ablation_needs_a_judge(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="seeds"):
+        run_ablation(tiny_config(tmp_path), 0, tmp_path, tiny_estimator("b"))
+    result = runner.invoke(_app(), ["train", "--ablation", "--out", str(tmp_path), "--no-progress"])
+    assert result.exit_code != 0
+    assert "--judge" in result.output

@@ -1,0 +1,80 @@
+"""Gaze/head estimators: shapes and ranges, learning, checkpoints and resumed training."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.data.batch import StripBatch
+from engine.data.synth import Split, SynthSampler
+from engine.train.estimator import (
+    EstimatorA,
+    EstimatorB,
+    EstimatorConfig,
+    EstimatorTrainConfig,
+    build_estimator,
+    estimator_loss,
+    load_estimator,
+    train_estimator,
+)
+from tests.train.helpers import TINY_SYNTH
+
+
+@pytest.mark.parametrize(("arch", "cls"), [("a", EstimatorA), ("b", EstimatorB)])
+def test_estimators_predict_bounded_angles_and_features(arch: str, cls: type) -> None:
+    model = build_estimator(EstimatorConfig(arch="a" if arch == "a" else "b", width=8, hidden_dim=16))
+    assert isinstance(model, cls)
+    with torch.no_grad():
+        out, features = model.forward_with_features(torch.rand(2, 3, 32, 128))
+    assert out.gaze.shape == out.head.shape == (2, 2)
+    assert float(torch.cat((out.gaze, out.head)).abs().max()) < math.pi / 2
+    assert len(features) == 3
+    assert all(f.shape[0] == 2 for f in features)
+    with pytest.raises(ValueError, match="B x 3 x H x W"):
+        model(torch.rand(2, 1, 32, 128))
+
+
+def test_training_steps_reduce_the_estimator_loss() -> None:
+    pair = SynthSampler(TINY_SYNTH, Split.TRAIN, seed=0, batch_size=4).pairs(0)
+    strips = StripBatch.cat([pair.source, pair.target])
+    torch.manual_seed(0)
+    model = build_estimator(EstimatorConfig(arch="a", width=8, hidden_dim=32))
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = estimator_loss(model, strips)
+        optimiser.zero_grad()
+        torch.autograd.backward(loss)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert max(losses[-2:]) < 0.8 * losses[0], losses
+
+
+def test_train_estimator_checkpoints_and_resumes_exactly(tmp_path: Path) -> None:
+    def config(steps: int, out: Path) -> EstimatorTrainConfig:
+        return EstimatorTrainConfig(
+            estimator=EstimatorConfig(arch="b", width=8, hidden_dim=16),
+            steps=steps,
+            batch_size=2,
+            device="cpu",
+            out=str(out),
+            val_batches=1,
+            synth=TINY_SYNTH,
+        )
+
+    full = train_estimator(config(3, tmp_path / "full.pt"), progress=False)
+    assert len(full.losses) == 3
+    assert math.isfinite(full.val_gaze_deg)
+    assert math.isfinite(full.val_head_deg)
+    train_estimator(config(2, tmp_path / "split.pt"), progress=False)
+    resumed = train_estimator(config(3, tmp_path / "split.pt"), resume=True, progress=False)
+    assert resumed.losses == full.losses[2:]
+
+    loaded = load_estimator(tmp_path / "full.pt")
+    assert not loaded.training
+    assert not any(p.requires_grad for p in loaded.parameters())
+    x = torch.rand(2, 3, 32, 128)
+    torch.testing.assert_close(loaded(x).gaze, full.model(x).gaze)
