@@ -170,6 +170,7 @@ def train_command(
     resume: Annotated[Path | None, typer.Option(help="Continue the run of this checkpoint.")] = None,
     estimator: Annotated[Path | None, typer.Option(help="Frozen estimator A checkpoint.")] = None,
     judge: Annotated[Path | None, typer.Option(help="Estimator B checkpoint (ablation evaluation).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Train from this pair cache (mirada synth cache).")] = None,
     ablation: Annotated[
         bool, typer.Option("--ablation", help="Train STED, +GHT, +SG, +GHT+SG and compare them.")
     ] = False,
@@ -188,6 +189,7 @@ def train_command(
         "seed": seed,
         "estimator_checkpoint": None if estimator is None else str(estimator),
         "judge_checkpoint": None if judge is None else str(judge),
+        "cache": None if cache is None else str(cache),
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
@@ -240,6 +242,7 @@ def train_estimator_command(
     out: Annotated[Path | None, typer.Option(help="Checkpoint path.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of initialisation and data.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint at --out.")] = False,
+    cache: Annotated[Path | None, typer.Option(help="Train from this pair cache (mirada synth cache).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Train a gaze/head estimator on synthetic strips (A for the training losses, B for evaluation)."""
@@ -249,7 +252,13 @@ def train_estimator_command(
             base = from_json_dict(EstimatorTrainConfig, json.loads(config.read_text()))
         arch_fields: dict[str, Any] = {"arch": arch, "width": width}
         est = replace(base.estimator, **{k: v for k, v in arch_fields.items() if v is not None})
-        overrides: dict[str, Any] = {"steps": steps, "batch_size": batch_size, "device": device, "seed": seed}
+        overrides: dict[str, Any] = {
+            "steps": steps,
+            "batch_size": batch_size,
+            "device": device,
+            "seed": seed,
+            "cache": None if cache is None else str(cache),
+        }
         cfg = replace(base, estimator=est, **{k: v for k, v in overrides.items() if v is not None})
         if out is not None:
             cfg = replace(cfg, out=str(out))

@@ -199,6 +199,7 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 5_000
     synth: SynthConfig = field(default_factory=SynthConfig)
+    cache: str | None = None  # a pre-rendered pair cache (mirada synth cache) to train from instead of rendering
     model: RedirectorConfig = field(default_factory=RedirectorConfig)
     estimator_checkpoint: str | None = None
     judge_checkpoint: str | None = None

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from engine.data.batch import StripBatch
 from engine.data.synth import Split, SynthConfig, SynthSampler
+from engine.data.synth.cache import pair_source
 from engine.strip import angular_error_deg
 from engine.train.checkpoint import (
     capture_rng_state,
@@ -294,6 +295,7 @@ class EstimatorTrainConfig:
     checkpoint_every: int = 2_000
     val_batches: int = 8
     synth: SynthConfig = field(default_factory=SynthConfig)
+    cache: str | None = None  # a pre-rendered pair cache (mirada synth cache) to train from instead of rendering
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "lr_decay_steps", "log_every", "checkpoint_every"):
@@ -343,7 +345,7 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
     model = build_estimator(config.estimator).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, config.lr_decay_steps, config.lr_decay)
-    sampler = SynthSampler(config.synth, Split.TRAIN, config.seed, config.batch_size, device)
+    sampler = pair_source(config.synth, Split.TRAIN, config.seed, config.batch_size, device, config.cache)
     out = Path(config.out)
     step = 0
     if resume and out.is_file():

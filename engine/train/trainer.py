@@ -40,7 +40,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from engine.data.batch import PairBatch
-from engine.data.synth import Split, SynthSampler
+from engine.data.synth import Split
+from engine.data.synth.cache import pair_source
 from engine.model import Factors, Redirector
 from engine.model.ght import ght_consistency, ght_interpolate, next_alpha
 from engine.train.checkpoint import (
@@ -251,7 +252,7 @@ class Trainer:
         trained = [p for p in self.losses.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trained, lr=config.lr, betas=config.betas)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.lr_decay_steps, config.lr_decay)
-        self.sampler = SynthSampler(config.synth, Split.TRAIN, config.seed, config.batch_size, self.device)
+        self.sampler = pair_source(config.synth, Split.TRAIN, config.seed, config.batch_size, self.device, config.cache)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed * 1_000_003 + self.dist.rank)
         self.alpha = torch.tensor(config.ght_alpha_init, device=self.device)

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from engine.data.synth import Split, SynthSampler
+from engine.data.synth.cache import CachedPairs, write_cache
 from engine.train.checkpoint import load_payload, load_redirector
 from engine.train.config import TrainConfig
 from engine.train.trainer import DistContext, Trainer
@@ -77,4 +78,14 @@ def test_ddp_wrapping_on_a_single_gloo_process(tmp_path: Path) -> None:
         dist.destroy_process_group()
     assert isinstance(trainer.step_module, torch.nn.parallel.DistributedDataParallel)
     assert summary.step == 2  # a second step fails if DDP saw parameters the loss does not use
+    assert torch.isfinite(torch.tensor(summary.final_losses["total"]))
+
+
+def test_training_can_read_a_pair_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "pairs.h5"
+    write_cache(SynthSampler(TINY_SYNTH, Split.TRAIN, seed=2, batch_size=4), cache, pairs=6, progress=False)
+    trainer = Trainer(tiny_config(tmp_path / "run", steps=2, cache=str(cache)), tiny_estimator(), progress=False)
+    assert isinstance(trainer.sampler, CachedPairs)
+    summary = trainer.run()
+    assert summary.step == 2
     assert torch.isfinite(torch.tensor(summary.final_losses["total"]))

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Protocol
 
 import h5py
 import numpy as np
@@ -21,7 +22,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from engine.data.batch import PairBatch, StripBatch
-from engine.data.synth.sampler import SynthSampler
+from engine.data.synth.sampler import SynthConfig, SynthSampler
+from engine.data.synth.subject import Split
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +117,23 @@ class CachedPairs:
     def __iter__(self) -> Iterator[PairBatch]:
         while True:
             yield self.pairs()
+
+
+class PairSource(Protocol):
+    """Anything that serves pair batch ``index`` (the next one if None): a live sampler or a cache."""
+
+    def pairs(self, index: int | None = None) -> PairBatch: ...
+
+
+def pair_source(
+    synth: SynthConfig,
+    split: Split,
+    seed: int,
+    batch_size: int,
+    device: torch.device | str,
+    cache: str | None = None,
+) -> PairSource:
+    """Training pairs from a pre-rendered cache when one is given, else rendered live."""
+    if cache is not None:
+        return CachedPairs(Path(cache), batch_size, seed, device)
+    return SynthSampler(synth, split, seed, batch_size, device)
