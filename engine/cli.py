@@ -15,18 +15,12 @@ from engine.data.synth.cache import write_cache
 from engine.data.synth.preview import write_grid
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
+from engine.device import resolve_device
 from engine.train.cli import register as register_train
 
 app = typer.Typer(help="Mirada: real-time gaze correction for video calls.", no_args_is_help=True)
 synth_app = typer.Typer(help="Procedural synthetic eye strips.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → the first CUDA device if there is one, else the CPU; anything else is passed through."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 @app.callback()
@@ -46,7 +40,7 @@ def synth_preview(
     """Write a labelled grid of rendered strips (gaze arrows from the pupils, head arrow from the centre)."""
     if n < 1:
         raise typer.BadParameter("--n must be positive")
-    sampler = SynthSampler(SynthConfig(), split=split, seed=seed, batch_size=n, device=resolve_device(device))
+    sampler = SynthSampler(SynthConfig(), split=split, seed=seed, batch_size=n, device=str(resolve_device(device)))
     _, source, _ = sampler.render_pairs(0)
     write_grid(source, out, columns)
     typer.echo(f"wrote {n} strips to {out}")
@@ -64,7 +58,9 @@ def synth_cache(
     """Render pairs once into a cache that training reads at memory speed."""
     if pairs < 1:
         raise typer.BadParameter("--pairs must be positive")
-    sampler = SynthSampler(SynthConfig(), split=split, seed=seed, batch_size=batch_size, device=resolve_device(device))
+    sampler = SynthSampler(
+        SynthConfig(), split=split, seed=seed, batch_size=batch_size, device=str(resolve_device(device))
+    )
     write_cache(sampler, out, pairs)
     typer.echo(f"wrote {pairs} pairs to {out}")
 
@@ -78,7 +74,7 @@ def synth_bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print how many strips per second the renderer (or a pair cache) delivers on this device."""
-    dev = resolve_device(device)
+    dev = str(resolve_device(device))
     if cache is not None:
         result = bench_cache(cache, dev, batch_size, batches)
     else:

@@ -17,9 +17,10 @@ from typing import Annotated, Any
 import torch.distributed as dist
 import typer
 
+from engine.device import resolve_device
 from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
 from engine.train.checkpoint import load_redirector
-from engine.train.config import TrainConfig, from_json_dict, resolve_device
+from engine.train.config import TrainConfig, from_json_dict
 from engine.train.estimator import (
     EstimatorTrainConfig,
     GazeHeadEstimator,

@@ -15,8 +15,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
-
 from engine.data.synth.sampler import SynthConfig
 from engine.model.config import RedirectorConfig
 
@@ -132,18 +130,6 @@ def _convert_scalar(tp: Any, value: Any, where: str) -> Any:
             raise TypeError(f"{where}: expected null, got {value!r}")
         return None
     raise TypeError(f"{where}: unsupported field type {tp}")
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """The device a config's ``device`` field names: ``auto`` is CUDA (the rank's local GPU) if present, else CPU.
-
-    A bare ``cuda`` also becomes the local GPU, so one config serves every rank of a ``torchrun`` launch.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 # --- the training configuration -----------------------------------------------------------------------------

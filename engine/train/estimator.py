@@ -29,6 +29,7 @@ from tqdm import tqdm
 from engine.data.batch import StripBatch
 from engine.data.synth import Split, SynthConfig, SynthSampler
 from engine.data.synth.cache import pair_source
+from engine.device import resolve_device
 from engine.strip import angular_error_deg
 from engine.train.checkpoint import (
     capture_rng_state,
@@ -38,7 +39,7 @@ from engine.train.checkpoint import (
     restore_rng_state,
     save_payload,
 )
-from engine.train.config import from_json_dict, resolve_device, to_json_dict
+from engine.train.config import from_json_dict, to_json_dict
 
 logger = logging.getLogger(__name__)
 

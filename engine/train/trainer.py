@@ -42,6 +42,7 @@ from tqdm import tqdm
 from engine.data.batch import PairBatch
 from engine.data.synth import Split
 from engine.data.synth.cache import pair_source
+from engine.device import resolve_device
 from engine.model import Factors, Redirector
 from engine.model.ght import ght_consistency, ght_interpolate, next_alpha
 from engine.train.checkpoint import (
@@ -54,7 +55,7 @@ from engine.train.checkpoint import (
     restore_rng_state,
     save_payload,
 )
-from engine.train.config import TrainConfig, resolve_device
+from engine.train.config import TrainConfig
 from engine.train.estimator import GazeHeadEstimator, feature_distance, freeze, load_estimator
 from engine.train.losses import (
     StructuredGazeLoss,

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
-from engine.model import Redirector, RedirectorConfig
+from engine.model import Redirector
 from engine.train.losses import reconstruction_l1
+from tests.train.helpers import TINY_MODEL
 
-TINY = RedirectorConfig(
-    height=32,
-    width=64,
-    encoder_channels=(8, 16, 32),
-    bottleneck_channels=8,
-    hidden_dim=32,
-    appearance_dim=8,
-    embedding_dim=4,
-    decoder_channels=(16, 16, 16, 8),
-    skip_channels=4,
-    max_flow_px=4.0,
-)
+TINY = replace(TINY_MODEL, width=64)
 
 
 def _blobs(centres_x: torch.Tensor) -> torch.Tensor:
