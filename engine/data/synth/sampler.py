@@ -233,7 +233,8 @@ class SynthRenderer:
 class SynthSampler:
     """Endless, reproducible batches of labelled strips or pairs from one subject split.
 
-    Batch ``k`` of a sampler with seed ``s`` is the same on every run and device type; iteration yields
+    Batch ``k`` of a sampler with seed ``s`` is the same on every run on the same kind of device (CPU and CUDA
+    draw different random streams; subjects' appearance is the same on both); iteration yields
     :class:`PairBatch` objects.
     """
 

@@ -186,7 +186,7 @@ def _pick(table: Tensor, u: Tensor, weights: Tensor | None = None) -> Tensor:
     if weights is None:
         idx = (u * table.shape[0]).long().clamp_max(table.shape[0] - 1)
     else:
-        cdf = weights.cumsum(0) / weights.sum()
+        cdf = (weights.cumsum(0) / weights.sum()).to(u.device)
         idx = torch.searchsorted(cdf, u.contiguous()).clamp_max(table.shape[0] - 1)
     return table.to(u.device)[idx]
 
