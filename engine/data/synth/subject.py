@@ -144,7 +144,9 @@ class Appearance:
     shell_axes: Tensor  # B x 3
     nasal_uv: Tensor  # B x 2
     temporal_uv: Tensor  # B x 2
-    lid_upper: Tensor  # B, upper lid height in shell-v units at a level gaze
+    # lid heights above/below the corner line at a level gaze, in shell-v units (mm / 15): the upper lid sits
+    # 4-6 mm above the pupil centre (margin-reflex distance), covering the top of the iris as in most faces
+    lid_upper: Tensor  # B
     lid_lower: Tensor  # B
     lid_peak: Tensor  # B, where along the opening the upper lid peaks (-1 nasal .. 1 temporal)
     iris_radius: Tensor  # B
@@ -240,8 +242,8 @@ def draw_subjects(subject: Tensor, world_seed: int = 0) -> Appearance:
         shell_axes=shell_axes,
         nasal_uv=nasal_uv,
         temporal_uv=temporal_uv,
-        lid_upper=rng(0.36, 0.58),
-        lid_lower=rng(0.22, 0.36),
+        lid_upper=rng(0.27, 0.40),
+        lid_lower=rng(0.28, 0.40),
         lid_peak=rng(-0.35, 0.15),
         iris_radius=rng(5.6, 6.3),
         pupil_scale=rng(0.8, 1.2),
