@@ -1,0 +1,68 @@
+"""Choosing an inference backend: the fastest one this machine can run, or the one asked for."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from engine.model.config import RedirectorConfig
+from engine.model.redirector import Redirector
+from engine.runtime.backends.base import Backend
+from engine.runtime.backends.onnx_backend import OnnxRuntimeBackend, cached_onnx
+from engine.runtime.backends.tensorrt_backend import TensorRTBackend, tensorrt_available
+from engine.runtime.backends.torch_backend import TorchBackend
+from engine.strip import DEFAULT_STRIP, StripGeometry
+
+logger = logging.getLogger(__name__)
+
+BackendName = Literal["auto", "tensorrt", "torch", "onnxruntime"]
+BACKEND_NAMES: tuple[BackendName, ...] = ("auto", "tensorrt", "torch", "onnxruntime")
+
+
+def load_model(checkpoint: str | Path | None = None) -> Redirector:
+    """The redirector of a training checkpoint, or an untrained one (which returns its input) if None."""
+    if checkpoint is None:
+        logger.warning("no checkpoint given: using an untrained redirector, which leaves the eyes as they are")
+        return Redirector(RedirectorConfig()).eval()
+    from engine.train.checkpoint import load_redirector  # pulls in the training stack, only when needed
+
+    model, _, _ = load_redirector(checkpoint, "cpu")
+    return model
+
+
+def select_backend(
+    name: BackendName | str,
+    model: Redirector,
+    *,
+    onnx_path: Path | None = None,
+    cache_dir: Path | None = None,
+    cpu_threads: int = 1,
+    geometry: StripGeometry = DEFAULT_STRIP,
+) -> Backend:
+    """Build the backend ``name`` for ``model``.
+
+    ``auto`` picks TensorRT when it is importable and there is a GPU, else PyTorch on CUDA, else ONNX Runtime on
+    the CPU; if building the TensorRT engine fails it logs why and falls back to PyTorch on CUDA. ``onnx_path``
+    skips the ONNX export (ONNX Runtime and TensorRT); exports and engines are cached in ``cache_dir``.
+    ``cpu_threads`` is the intra-op thread count of the CPU backends.
+    """
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    cuda = torch.cuda.is_available()
+    if name == "tensorrt" or (name == "auto" and tensorrt_available()):
+        if not tensorrt_available():
+            raise RuntimeError("the tensorrt backend needs the tensorrt package and a CUDA device")
+        path = onnx_path if onnx_path is not None else cached_onnx(model, cache_dir, geometry)
+        try:
+            return TensorRTBackend(path, cache_dir=cache_dir, geometry=geometry)
+        except RuntimeError:
+            if name == "tensorrt":
+                raise
+            logger.exception("TensorRT failed; falling back to PyTorch on CUDA")
+    if name == "torch" or (name == "auto" and cuda):
+        device = "cuda" if cuda else "cpu"
+        return TorchBackend(model, device, num_threads=None if cuda else cpu_threads, geometry=geometry)
+    return OnnxRuntimeBackend(model, onnx_path, cache_dir=cache_dir, threads=cpu_threads, geometry=geometry)

@@ -1,0 +1,161 @@
+"""Frame + head pose -> the normalised eye strip the network sees, and the homography to paste back with."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from engine.runtime.pose import HeadPose
+from engine.strip import DEFAULT_STRIP, StripGeometry, strip_homography
+
+Float64Array = NDArray[np.float64]
+Uint8Array = NDArray[np.uint8]
+
+# Extra frame pixels around the strip's footprint, so bilinear sampling at its edge reads real pixels.
+_CROP_MARGIN_PX = 2
+
+
+def frame_to_strip_homography(
+    camera: Float64Array, pose: HeadPose, geometry: StripGeometry = DEFAULT_STRIP
+) -> Float64Array:
+    """The ``3 x 3`` homography from frame pixels to strip pixels (OpenCV pixel convention on both sides)."""
+    h = strip_homography(
+        torch.from_numpy(np.asarray(camera, dtype=np.float64)),
+        torch.from_numpy(pose.centre),
+        torch.from_numpy(pose.rotation),
+        geometry,
+    )
+    return np.asarray(h.numpy(), dtype=np.float64)
+
+
+def apply_homography(homography: Float64Array, points: Float64Array) -> Float64Array:
+    """Map points ``[n, 2]`` (x, y) through a ``3 x 3`` homography."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    hom = np.concatenate((pts, np.ones((len(pts), 1))), axis=1) @ np.asarray(homography, dtype=np.float64).T
+    out: Float64Array = hom[:, :2] / hom[:, 2:3]
+    return out
+
+
+def invert_homography(homography: Float64Array) -> Float64Array:
+    """Inverse of a ``3 x 3`` homography by its adjugate (scale is irrelevant for a homography).
+
+    Written out because :func:`numpy.linalg.inv` goes through LAPACK, whose thread pool makes a 3 x 3 inverse
+    cost up to a millisecond on a busy CPU, several times per face and frame.
+    """
+    h = np.asarray(homography, dtype=np.float64)
+    if h.shape != (3, 3):
+        raise ValueError(f"homography must be 3 x 3, got {h.shape}")
+    adjugate = np.array(
+        [
+            [
+                h[1, 1] * h[2, 2] - h[1, 2] * h[2, 1],
+                h[0, 2] * h[2, 1] - h[0, 1] * h[2, 2],
+                h[0, 1] * h[1, 2] - h[0, 2] * h[1, 1],
+            ],
+            [
+                h[1, 2] * h[2, 0] - h[1, 0] * h[2, 2],
+                h[0, 0] * h[2, 2] - h[0, 2] * h[2, 0],
+                h[0, 2] * h[1, 0] - h[0, 0] * h[1, 2],
+            ],
+            [
+                h[1, 0] * h[2, 1] - h[1, 1] * h[2, 0],
+                h[0, 1] * h[2, 0] - h[0, 0] * h[2, 1],
+                h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0],
+            ],
+        ]
+    )
+    det = float(h[0] @ adjugate[:, 0])
+    if not np.isfinite(det) or abs(det) < 1e-300:
+        raise ValueError("homography is singular")
+    inverse: Float64Array = adjugate / det
+    return inverse
+
+
+def strip_footprint(
+    homography: Float64Array, frame_size: tuple[int, int], geometry: StripGeometry = DEFAULT_STRIP
+) -> tuple[int, int, int, int] | None:
+    """The frame box (x0, y0, x1, y1), exclusive ends, that the strip sees, clipped to a ``(height, width)`` frame.
+
+    None if the strip lies entirely outside the frame.
+    """
+    w, h = geometry.width, geometry.height
+    corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+    return clipped_box(apply_homography(invert_homography(homography), corners), frame_size, _CROP_MARGIN_PX)
+
+
+def frame_pixels_per_strip_pixel(homography: Float64Array, geometry: StripGeometry = DEFAULT_STRIP) -> float:
+    """Linear scale of the strip in the frame at the strip's centre (sqrt of the inverse map's Jacobian)."""
+    cx, cy = geometry.width / 2.0 - 0.5, geometry.height / 2.0 - 0.5
+    xy = apply_homography(invert_homography(homography), np.array([[cx, cy], [cx + 1.0, cy], [cx, cy + 1.0]]))
+    (ax, ay), (bx, by) = xy[1] - xy[0], xy[2] - xy[0]
+    return math.sqrt(abs(float(ax * by - ay * bx)))
+
+
+def cut_strip(frame: Uint8Array, homography: Float64Array, geometry: StripGeometry = DEFAULT_STRIP) -> Uint8Array:
+    """Warp the strip that ``homography`` (frame -> strip pixels) defines out of an ``H x W x 3`` uint8 frame.
+
+    Only the strip's footprint is touched: the frame is cropped to it first (a full-frame warp or resize per
+    face would cost more than the network at 1080p). Where the strip samples the frame more coarsely than one
+    pixel per pixel (a large face), the crop is first shrunk with area averaging, because a bilinear warp alone
+    would alias lashes and iris texture. Outside the frame the border is replicated.
+    """
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame must be H x W x 3 uint8, got {frame.shape} {frame.dtype}")
+    box = strip_footprint(homography, (frame.shape[0], frame.shape[1]), geometry)
+    if box is None:
+        # Nothing of the frame is visible: the replicated border of the whole frame is all there is.
+        box = (0, 0, frame.shape[1], frame.shape[0])
+    x0, y0, x1, y1 = box
+    crop = frame[y0:y1, x0:x1]
+    to_frame = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    h = np.asarray(homography, dtype=np.float64) @ to_frame
+    shrink = 1.0 / frame_pixels_per_strip_pixel(homography, geometry)
+    if shrink < 1.0:
+        ch, cw = crop.shape[:2]
+        nw, nh = max(1, round(cw * shrink)), max(1, round(ch * shrink))
+        crop = np.asarray(cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        sx, sy = nw / cw, nh / ch
+        # cv2.resize maps pixel centres as x_small = (x + 0.5) * s - 0.5; this is its inverse.
+        to_crop = np.array([[1.0 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1.0 / sy, 0.5 / sy - 0.5], [0.0, 0.0, 1.0]])
+        h = h @ to_crop
+    strip = cv2.warpPerspective(
+        np.ascontiguousarray(crop),
+        h,
+        (geometry.width, geometry.height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return np.asarray(strip, dtype=np.uint8)
+
+
+def strip_to_chw(strip: Uint8Array, out: NDArray[np.float32]) -> None:
+    """Write an ``h x w x 3`` uint8 strip into ``out`` (``3 x h x w`` float32, e.g. one row of a batch) in [0, 1]."""
+    if out.shape != (3, *strip.shape[:2]) or strip.ndim != 3 or strip.shape[2] != 3:
+        raise ValueError(f"cannot write a {strip.shape} strip into a {out.shape} array")
+    np.multiply(strip.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=out, casting="unsafe")
+
+
+def strips_to_batch(strips: list[Uint8Array]) -> NDArray[np.float32]:
+    """Stack ``h x w x 3`` uint8 strips into the network's ``B x 3 x h x w`` float32 batch in [0, 1]."""
+    if not strips:
+        raise ValueError("need at least one strip")
+    batch = np.stack(strips).astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def clipped_box(points: Float64Array, frame_size: tuple[int, int], margin: int = 0) -> tuple[int, int, int, int] | None:
+    """Integer box (x0, y0, x1, y1), exclusive ends, around ``points`` grown by ``margin``, clipped to the frame."""
+    height, width = frame_size
+    if not np.all(np.isfinite(points)):
+        return None
+    x0 = max(0, math.floor(float(points[:, 0].min())) - margin)
+    y0 = max(0, math.floor(float(points[:, 1].min())) - margin)
+    x1 = min(width, math.ceil(float(points[:, 0].max())) + margin + 1)
+    y1 = min(height, math.ceil(float(points[:, 1].max())) + margin + 1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
