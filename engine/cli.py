@@ -17,6 +17,7 @@ from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
 from engine.device import resolve_device
 from engine.train.cli import register as register_train
+from server.cli import register as register_serve  # aiortc and uvicorn load only when `serve` runs
 
 app = typer.Typer(help="Mirada: real-time gaze correction for video calls.", no_args_is_help=True)
 synth_app = typer.Typer(help="Procedural synthetic eye strips.", no_args_is_help=True)
@@ -95,3 +96,4 @@ def synth_bench(
 
 
 register_train(app)
+register_serve(app)

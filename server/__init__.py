@@ -1,1 +1,1 @@
-"""Mirada service: FastAPI control plane and aiortc WebRTC endpoint (arrives with the service issue)."""
+"""Mirada service: FastAPI control plane and aiortc WebRTC endpoint (``mirada serve``)."""
