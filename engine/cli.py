@@ -16,6 +16,7 @@ from engine.data.synth.preview import write_grid
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
 from engine.device import resolve_device
+from engine.runtime.cli import register as register_runtime
 from engine.train.cli import register as register_train
 from server.cli import register as register_serve  # aiortc and uvicorn load only when `serve` runs
 
@@ -96,4 +97,5 @@ def synth_bench(
 
 
 register_train(app)
+register_runtime(app)
 register_serve(app)

@@ -43,7 +43,8 @@ def warp(image: Tensor, flow: Tensor, strip_size: tuple[int, int]) -> Tensor:
     ys = torch.linspace(-1.0 + 1.0 / h, 1.0 - 1.0 / h, h, dtype=image.dtype, device=image.device)
     xs = torch.linspace(-1.0 + 1.0 / w, 1.0 - 1.0 / w, w, dtype=image.dtype, device=image.device)
     base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # -> H x W x 2 (x, y)
-    # One strip pixel is 2 / strip_w normalised units across, whatever the image resolution.
-    scale = torch.tensor([2.0 / strip_w, 2.0 / strip_h], dtype=image.dtype, device=image.device)
-    grid = base.unsqueeze(0) + flow.permute(0, 2, 3, 1) * scale  # -> B x H x W x 2
+    # One strip pixel is 2 / strip_w normalised units across, whatever the image resolution. Python scalars, not
+    # a tensor built from a list: that would be a host-to-device copy, which a CUDA graph capture refuses.
+    step = torch.stack((flow[:, 0] * (2.0 / strip_w), flow[:, 1] * (2.0 / strip_h)), dim=-1)  # -> B x H x W x 2
+    grid = base.unsqueeze(0) + step
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -1,34 +1,40 @@
-"""Command-line entry points of the runtime: ``correct`` (an image or a video file) and ``bench``.
+"""Command-line entry points of the runtime: ``correct`` (an image or a video file), ``bench`` and ``export``.
 
-:func:`register` adds them to the ``mirada`` app.
+:func:`register` adds them to the ``mirada`` app. Nothing here imports MediaPipe, ONNX Runtime or TensorRT at
+import time, so registering the commands costs the other commands nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, TextIO
 
+import numpy as np
 import typer
+from numpy.typing import NDArray
 from pydantic import ValidationError
-from tqdm import tqdm
 
+from engine.model.export import export_onnx, verify_onnx
 from engine.runtime.backends import BACKEND_NAMES, Backend, load_model, select_backend
+from engine.runtime.backends.onnx_backend import quiet_exporter
+from engine.runtime.backends.tensorrt_backend import MAX_BATCH, TensorRTBackend, tensorrt_available
 from engine.runtime.bench import NETWORK_BATCHES, BenchReport, bench_corrector, bench_network
 from engine.runtime.corrector import Corrector
-from engine.runtime.media import VideoReader, VideoWriter, is_image, read_image, write_image
+from engine.runtime.media import is_image, is_video, read_image, transform_video, write_image
 from engine.runtime.samples import SAMPLE_NAMES, SampleName
 from engine.runtime.settings import Mode, Settings
 from engine.runtime.telemetry import Telemetry
+from engine.strip import DEFAULT_STRIP
+from engine.weights import DEFAULT_ONNX
 
 logger = logging.getLogger(__name__)
 
 BackendOption = Annotated[str, typer.Option(help=f"Inference backend: {', '.join(BACKEND_NAMES)}.")]
 CheckpointOption = Annotated[
-    Path | None, typer.Option(help="Redirector training checkpoint (default: an untrained network).")
+    Path | None, typer.Option(help="Redirector training checkpoint (default: engine/weights/redirector.pt).")
 ]
 OnnxOption = Annotated[Path | None, typer.Option(help="Use this ONNX export instead of exporting the model.")]
 ThreadsOption = Annotated[int, typer.Option(help="CPU threads of the network (CPU backends).")]
@@ -64,7 +70,11 @@ def _backend(name: str, checkpoint: Path | None, onnx: Path | None, threads: int
         raise typer.BadParameter(f"--backend must be one of {', '.join(BACKEND_NAMES)}, got {name!r}")
     if threads < 1:
         raise typer.BadParameter("--threads must be positive")
-    return select_backend(name, load_model(checkpoint), onnx_path=onnx, cpu_threads=threads)
+    try:
+        model = load_model(checkpoint)
+    except FileNotFoundError as err:
+        raise typer.BadParameter(str(err)) from None
+    return select_backend(name, model, onnx_path=onnx, cpu_threads=threads)
 
 
 def correct_command(
@@ -88,8 +98,8 @@ def correct_command(
         )
     except ValidationError as err:
         raise typer.BadParameter(str(err)) from None
-    if is_image(source) != is_image(out):
-        raise typer.BadParameter("the input and the output must both be images or both be videos")
+    if is_image(source) != is_image(out) or not (is_image(out) or is_video(out)):
+        raise typer.BadParameter("the input and the output must both be images or both be videos (.mp4, .mkv, ...)")
     net = _backend(backend, checkpoint, onnx, threads)
     with ExitStack() as stack:
         log: TextIO | None = None
@@ -103,25 +113,21 @@ def correct_command(
             _log_telemetry(log, report)
             typer.echo(f"{source} -> {out}: {len(report.faces)} face(s), {report.total_ms:.1f} ms")
             return
-        reader = stack.enter_context(VideoReader(source))
-        writer = stack.enter_context(VideoWriter(out, reader.fps, reader.width, reader.height))
-        corrector = stack.enter_context(Corrector(net, video=True, fps=reader.fps))
-        bar = stack.enter_context(
-            tqdm(total=reader.frame_count or None, unit="frame", desc=source.name, disable=not sys.stderr.isatty())
-        )
-        frames = 0
-        for frame in reader:
-            result, report = corrector.process(frame, settings, timestamp_s=frames / reader.fps)
-            writer.write(result)
+        corrector = stack.enter_context(Corrector(net, video=True))
+
+        def correct_frame(frame: NDArray[np.uint8], time_s: float) -> NDArray[np.uint8]:
+            result, report = corrector.process(frame, settings, timestamp_s=time_s)
             _log_telemetry(log, report)
-            frames += 1
-            bar.update(1)
-    typer.echo(f"{source} -> {out}: {frames} frames at {reader.fps:.2f} fps")
+            return result
+
+        info = transform_video(source, out, correct_frame)
+    audio = "with its audio" if info.audio else "no audio"
+    typer.echo(f"{source} -> {out}: {info.frames} frames at {info.fps:.2f} fps, {audio}")
 
 
 def _log_telemetry(log: TextIO | None, report: Telemetry) -> None:
     if log is not None:
-        log.write(report.model_dump_json() + "\n")
+        log.write(json.dumps(report.to_dict()) + "\n")
 
 
 def bench_command(
@@ -170,7 +176,43 @@ def _format_report(report: BenchReport) -> str:
     return "\n".join(lines)
 
 
+def export_command(
+    out: Annotated[
+        Path | None,
+        typer.Argument(help="ONNX file to write (default: engine/weights/redirector.onnx, or next to --checkpoint)."),
+    ] = None,
+    checkpoint: CheckpointOption = None,
+    trt: Annotated[
+        bool, typer.Option("--trt", help="Also build the TensorRT engine into the engine cache (needs a GPU).")
+    ] = False,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="TensorRT engine cache (default: $MIRADA_CACHE_DIR or ~/.cache/mirada).")
+    ] = None,
+    max_batch: Annotated[int, typer.Option(help="Largest batch of the TensorRT profile.")] = MAX_BATCH,
+) -> None:
+    """Export the redirector to ONNX (dynamic batch), check it against PyTorch in ONNX Runtime, and with
+    ``--trt`` build and cache its TensorRT engine (every parser error and I/O shape is logged)."""
+    if max_batch < 1:
+        raise typer.BadParameter("--max-batch must be positive")
+    try:
+        model = load_model(checkpoint)
+    except FileNotFoundError as err:
+        raise typer.BadParameter(str(err)) from None
+    path = out if out is not None else (DEFAULT_ONNX if checkpoint is None else checkpoint.with_suffix(".onnx"))
+    with quiet_exporter():
+        export_onnx(model, path, DEFAULT_STRIP)
+    worst = verify_onnx(model, path, DEFAULT_STRIP, batch_sizes=(1, 3, 8))
+    typer.echo(f"wrote {path}; ONNX Runtime matches PyTorch within {worst:.2g} at batch 1, 3 and 8")
+    if trt:
+        if not tensorrt_available():
+            raise typer.BadParameter("--trt needs the tensorrt package and a CUDA device; this machine has neither")
+        backend = TensorRTBackend(path, cache_dir=cache_dir, max_batch=max_batch)
+        typer.echo(f"TensorRT engine: {backend.engine_path}")
+        backend.close()
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``correct`` and ``bench`` commands to ``app``."""
+    """Add the ``correct``, ``bench`` and ``export`` commands to ``app``."""
     app.command("correct")(correct_command)
     app.command("bench")(bench_command)
+    app.command("export")(export_command)

@@ -74,8 +74,10 @@ def eye_boxes_in_frame(homography: Float64Array, regions: EyeRegions, frame_size
 
 
 def _sample(image: Float32Array, u: Float32Array, v: Float32Array) -> Float32Array:
-    """Bilinear samples of a strip-space plane ``[H, W]`` at (u, v); zero outside the strip."""
-    out = cv2.remap(image, u, v, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0,))
+    """Bilinear samples of strip-space planes ``[H, W]`` or ``[H, W, C]`` at (u, v); zero outside the strip."""
+    out = cv2.remap(
+        image, u, v, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0, 0.0, 0.0, 0.0)
+    )
     return np.asarray(out, dtype=np.float32)
 
 
@@ -105,11 +107,12 @@ def paste_face(
     if opacity <= 0.0:
         return []
     inverse = invert_homography(homography)
-    flow32 = np.asarray(flow, dtype=np.float32)
-    residual32 = np.asarray(residual, dtype=np.float32)
+    # Two 3-channel planes, so each box needs two remaps instead of six single-channel ones.
+    mask_flow = np.ascontiguousarray(np.stack((regions.mask, flow[0], flow[1]), axis=-1), dtype=np.float32)
+    residual_hwc = np.ascontiguousarray(np.asarray(residual, dtype=np.float32).transpose(1, 2, 0))
     written = []
     for box in eye_boxes_in_frame(homography, regions, (frame.shape[0], frame.shape[1])):
-        if _paste_box(out, frame, box, homography, inverse, flow32, residual32, min(opacity, 1.0), regions.mask):
+        if _paste_box(out, frame, box, homography, inverse, mask_flow, residual_hwc, min(opacity, 1.0)):
             written.append(box)
     return written
 
@@ -120,12 +123,14 @@ def _paste_box(
     box: Box,
     homography: Float64Array,
     inverse: Float64Array,
-    flow: Float32Array,
+    mask_flow: Float32Array,
     residual: Float32Array,
     opacity: float,
-    mask: Float32Array,
 ) -> bool:
-    """Correct the pixels of one frame box; False if the blend mask does not reach into it."""
+    """Correct the pixels of one frame box; False if the blend mask does not reach into it.
+
+    ``mask_flow`` is ``h x w x 3`` (eye-region mask, flow x, flow y) and ``residual`` ``h x w x 3``, in strip space.
+    """
     x0, y0, x1, y1 = box
     gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
     pixels = np.stack((gx.ravel(), gy.ravel()), axis=1)
@@ -133,10 +138,11 @@ def _paste_box(
     shape = gx.shape
     u = strip_xy[:, 0].reshape(shape).astype(np.float32)
     v = strip_xy[:, 1].reshape(shape).astype(np.float32)
-    alpha = _sample(mask, u, v) * np.float32(opacity)
+    sampled = _sample(mask_flow, u, v)  # -> h x w x 3
+    alpha = sampled[:, :, 0] * np.float32(opacity)
     if not np.any(alpha > 0.0):
         return False
-    flow_at = np.stack([_sample(plane, u, v) for plane in flow], axis=-1).reshape(-1, 2).astype(np.float64)
+    flow_at = sampled[:, :, 1:3].reshape(-1, 2).astype(np.float64)
     # The displacement form (source minus the pixel's own round trip) is exactly zero for a zero flow, so an
     # identity network reproduces the frame bit for bit instead of resampling it at x + rounding error.
     moved = apply_homography(inverse, strip_xy + flow_at) - apply_homography(inverse, strip_xy)
@@ -146,8 +152,7 @@ def _paste_box(
         cv2.remap(frame, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
         dtype=np.float32,
     )
-    residual_at = np.stack([_sample(plane, u, v) for plane in residual], axis=-1)
-    corrected = warped + residual_at * np.float32(255.0)
+    corrected = warped + _sample(residual, u, v) * np.float32(255.0)
     original = frame[y0:y1, x0:x1].astype(np.float32)
     a = alpha[:, :, None]
     blended = np.clip(np.rint(original + a * (corrected - original)), 0.0, 255.0).astype(np.uint8)

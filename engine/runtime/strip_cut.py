@@ -35,8 +35,14 @@ def frame_to_strip_homography(
 def apply_homography(homography: Float64Array, points: Float64Array) -> Float64Array:
     """Map points ``[n, 2]`` (x, y) through a ``3 x 3`` homography."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    hom = np.concatenate((pts, np.ones((len(pts), 1))), axis=1) @ np.asarray(homography, dtype=np.float64).T
-    out: Float64Array = hom[:, :2] / hom[:, 2:3]
+    h = np.asarray(homography, dtype=np.float64)
+    x, y = pts[:, 0], pts[:, 1]
+    # Element-wise rather than a matrix product: an N x 3 @ 3 x 3 product goes through BLAS, whose thread pool
+    # costs more than the arithmetic for the few thousand points of an eye box.
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    out: Float64Array = np.empty_like(pts)
+    out[:, 0] = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+    out[:, 1] = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
     return out
 
 

@@ -42,7 +42,7 @@ def cached_onnx(model: Redirector, cache_dir: Path | None = None, geometry: Stri
     fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=directory)
     os.close(fd)
     try:
-        with _quiet_exporter():
+        with quiet_exporter():
             export_onnx(model, tmp_name, geometry)
         os.replace(tmp_name, path)
     finally:
@@ -52,7 +52,7 @@ def cached_onnx(model: Redirector, cache_dir: Path | None = None, geometry: Stri
 
 
 @contextmanager
-def _quiet_exporter() -> Iterator[None]:
+def quiet_exporter() -> Iterator[None]:
     """Silence the ONNX exporter's per-pass INFO chatter (about a hundred lines) while keeping its warnings."""
     loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript")]
     levels = [lg.level for lg in loggers]

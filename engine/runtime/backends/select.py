@@ -8,13 +8,13 @@ from typing import Literal
 
 import torch
 
-from engine.model.config import RedirectorConfig
 from engine.model.redirector import Redirector
 from engine.runtime.backends.base import Backend
 from engine.runtime.backends.onnx_backend import OnnxRuntimeBackend, cached_onnx
 from engine.runtime.backends.tensorrt_backend import TensorRTBackend, tensorrt_available
 from engine.runtime.backends.torch_backend import TorchBackend
 from engine.strip import DEFAULT_STRIP, StripGeometry
+from engine.weights import default_onnx, load_default_model
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +23,37 @@ BACKEND_NAMES: tuple[BackendName, ...] = ("auto", "tensorrt", "torch", "onnxrunt
 
 
 def load_model(checkpoint: str | Path | None = None) -> Redirector:
-    """The redirector of a training checkpoint, or an untrained one (which returns its input) if None."""
+    """The redirector of a training checkpoint on the CPU, or the shipped one (:mod:`engine.weights`) if None.
+
+    Raises :class:`FileNotFoundError` naming the file if it is missing.
+    """
     if checkpoint is None:
-        logger.warning("no checkpoint given: using an untrained redirector, which leaves the eyes as they are")
-        return Redirector(RedirectorConfig()).eval()
+        return load_default_model("cpu")
     from engine.train.checkpoint import load_redirector  # pulls in the training stack, only when needed
 
     model, _, _ = load_redirector(checkpoint, "cpu")
     return model
+
+
+def onnx_matches(model: Redirector, onnx_path: Path, atol: float = 1e-3) -> bool:
+    """True if ``onnx_path`` computes what ``model`` does (one small batch in ONNX Runtime; about 0.1 s).
+
+    Guards the shipped ONNX file against having been exported from other weights than the shipped checkpoint.
+    """
+    from engine.model.export import OnnxMismatchError, verify_onnx  # onnxruntime is heavy: import on use
+
+    try:
+        verify_onnx(model, onnx_path, DEFAULT_STRIP, batch_sizes=(1,), atol=atol)
+    except (OnnxMismatchError, RuntimeError, ValueError) as err:  # ONNX Runtime raises RuntimeError subclasses
+        logger.warning("%s does not match the model (%s); exporting the model instead", onnx_path, err)
+        return False
+    return True
+
+
+def default_onnx_for(model: Redirector) -> Path | None:
+    """The shipped ONNX file if it exists and matches ``model`` (the shipped checkpoint), else None."""
+    path = default_onnx()
+    return path if path is not None and onnx_matches(model, path) else None
 
 
 def select_backend(
@@ -47,11 +70,15 @@ def select_backend(
     ``auto`` picks TensorRT when it is importable and there is a GPU, else PyTorch on CUDA, else ONNX Runtime on
     the CPU; if building the TensorRT engine fails it logs why and falls back to PyTorch on CUDA. ``onnx_path``
     skips the ONNX export (ONNX Runtime and TensorRT); exports and engines are cached in ``cache_dir``.
-    ``cpu_threads`` is the intra-op thread count of the CPU backends.
+    ``cpu_threads`` is the intra-op thread count of the CPU backends. Without ``onnx_path`` the shipped
+    ``engine/weights/redirector.onnx`` is used when it computes what ``model`` does.
     """
     if name not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
     cuda = torch.cuda.is_available()
+    if onnx_path is None and (name in ("tensorrt", "onnxruntime") or (name == "auto" and not cuda)):
+        # The shipped export, when it is the export of this model, saves exporting again (~15 s on a CPU).
+        onnx_path = default_onnx_for(model)
     if name == "tensorrt" or (name == "auto" and tensorrt_available()):
         if not tensorrt_available():
             raise RuntimeError("the tensorrt backend needs the tensorrt package and a CUDA device")

@@ -107,6 +107,25 @@ class TorchBackend(Backend):
         # .cpu() waits for the stream, so the copies are complete before the static outputs are reused.
         return tuple(np.asarray(t.cpu().numpy(), dtype=np.float32) for t in outputs)
 
+    def run_tensors(self, strips: Tensor, target_gaze: Tensor, strength: Tensor) -> tuple[Tensor, ...]:
+        """The network on tensors already on :attr:`device` (at most ``max_batch`` strips); outputs stay there.
+
+        For a caller that keeps frames on the GPU (:mod:`engine.runtime.torch_geometry`). The outputs, in
+        :data:`engine.model.export.OUTPUT_NAMES` order, are fresh tensors (copies of a graph's static outputs),
+        so they survive the next call.
+        """
+        batch = int(strips.shape[0])
+        if not 1 <= batch <= self.max_batch:
+            raise ValueError(f"run_tensors takes 1 to {self.max_batch} strips, got {batch}")
+        with self._lock, torch.inference_mode():
+            graph = self._graph_for(batch) if self.cuda_graphs else None
+            if graph is None:
+                return self._forward(strips, target_gaze, strength)
+            for static, value in zip(graph.inputs, (strips, target_gaze, strength), strict=True):
+                static.copy_(value)
+            graph.graph.replay()
+            return tuple(t.clone() for t in graph.outputs)
+
     def _graph_for(self, batch: int) -> _Graph | None:
         if batch not in self._graphs:
             self._graphs[batch] = self._capture(batch)
@@ -127,7 +146,9 @@ class TorchBackend(Backend):
                     self._forward(*static)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # Capture on the warm-up stream: cuDNN's per-stream workspaces then already exist, instead of being
+            # allocated mid-capture on a fresh stream.
+            with torch.cuda.graph(graph, stream=side):
                 outputs = self._forward(*static)
         except RuntimeError as err:  # a capture can fail on ops that synchronise; eager still works
             logger.warning("CUDA graph capture failed for batch %d, running it eagerly: %s", batch, err)

@@ -1,0 +1,295 @@
+"""GPU timing of the corrector's network and its per-frame path at 1280 x 720 (landmarks excluded).
+
+    python bench/gpu_runtime.py                      # on a CUDA machine: about 1-2 minutes
+    python bench/gpu_runtime.py --device cpu --quick  # the same code on a CPU, as a check (about 20 s)
+
+Needs only torch, numpy and OpenCV (no MediaPipe, pydantic or ONNX Runtime): the face landmarks of the frame
+are precomputed (``bench/fixtures/astronaut_1280x720_landmarks.npy``, MediaPipe's 478 points of
+``bench/fixtures/astronaut_1280x720.jpg``, scikit-image's astronaut photo placed in a 1280 x 720 frame).
+
+It measures, each as p50/p95 over ``--iters`` runs after a warm-up:
+
+* **network** at batch 1, 8 and 32: eager float32, eager FP16 autocast, and the torch backend's FP16 CUDA graph
+  replay (what the corrector runs), timed with CUDA events; plus ``TorchBackend.run`` with host arrays in and
+  out (wall clock), which adds the copies;
+* **per-frame path** without landmarks, wall clock with the GPU synchronised at the end of each frame:
+  ``host``: pose (OpenCV solvePnP) + strip cut (OpenCV) + network (CUDA graph, host in/out) + paste-back
+  (OpenCV), i.e. exactly :class:`engine.runtime.Corrector` with the torch CUDA backend;
+  ``device``: pose on the CPU, then frame upload + strip cut + network + paste-back in torch on the GPU and
+  only the eye boxes copied back (:mod:`engine.runtime.torch_geometry`).
+
+Prints a JSON summary and writes it to ``$OUT/gpu_runtime.json`` when ``OUT`` is set (or to ``--json PATH``).
+Weights: ``engine/weights/redirector.pt`` if present, else an untrained network of the same architecture (the
+timing is the same; the summary says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script from anywhere, without installing the package
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
+
+from engine.model import Redirector, RedirectorConfig  # noqa: E402
+from engine.runtime.backends.torch_backend import TorchBackend  # noqa: E402
+from engine.runtime.paste import make_eye_regions, paste_face  # noqa: E402
+from engine.runtime.pose import HeadPose, PoseEstimator, camera_matrix  # noqa: E402
+from engine.runtime.strip_cut import cut_strip, frame_to_strip_homography, strip_to_chw  # noqa: E402
+from engine.runtime.torch_geometry import (  # noqa: E402
+    boxes_to_host,
+    cut_strip_torch,
+    frame_to_tensor,
+    paste_face_torch,
+)
+from engine.strip import DEFAULT_STRIP  # noqa: E402
+
+FIXTURES = ROOT / "bench" / "fixtures"
+FRAME_PATH = FIXTURES / "astronaut_1280x720.jpg"
+LANDMARKS_PATH = FIXTURES / "astronaut_1280x720_landmarks.npy"
+WEIGHTS = ROOT / "engine" / "weights" / "redirector.pt"
+TARGETS_MS = {"network_batch1": 0.5, "frame_path": 3.0}
+
+
+def _stats(ms: list[float]) -> dict[str, float]:
+    ordered = sorted(ms)
+    return {
+        "p50_ms": round(statistics.median(ordered), 4),
+        "p95_ms": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 4),
+        "max_ms": round(ordered[-1], 4),
+    }
+
+
+def _time_gpu(fn: Callable[[], object], iters: int, warmup: int, cuda: bool) -> dict[str, float]:
+    """Device time of ``fn`` (CUDA events) on a GPU, wall time on a CPU."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        if cuda:
+            start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(float(start.elapsed_time(end)))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return _stats(times)
+
+
+def _time_wall(fn: Callable[[], object], iters: int, warmup: int, cuda: bool) -> dict[str, float]:
+    """Wall time of ``fn`` with the GPU synchronised at the end (what a frame costs the caller)."""
+    for _ in range(warmup):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return _stats(times)
+
+
+def load_model() -> tuple[Redirector, str]:
+    """The shipped redirector if its checkpoint is here, else an untrained one (same architecture and cost)."""
+    if not WEIGHTS.is_file():
+        return Redirector(RedirectorConfig()).eval(), "untrained (engine/weights/redirector.pt not found)"
+    payload = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+    # The training checkpoint stores its config as JSON dictionaries; only the model's part is needed here, and
+    # reading it directly avoids importing the training stack (and its dependencies) on the GPU machine.
+    raw = dict(payload["config"]["model"])
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    config = RedirectorConfig(**fields)
+    model = Redirector(config)
+    model.load_state_dict(payload["model"])
+    return model.eval(), str(WEIGHTS.relative_to(ROOT))
+
+
+def bench_network(
+    model: Redirector, device: torch.device, batches: tuple[int, ...], iters: int, warmup: int
+) -> dict[str, Any]:
+    """Network latency per batch size: eager fp32, eager fp16, graph replay, and backend.run with host arrays."""
+    cuda = device.type == "cuda"
+    geo = DEFAULT_STRIP
+    backend = TorchBackend(model, device, max_batch=max(batches))
+    result: dict[str, Any] = {"backend": backend.name}
+    gen = torch.Generator().manual_seed(0)
+    for batch in batches:
+        strips = torch.rand(batch, 3, geo.height, geo.width, generator=gen)
+        gaze = (torch.rand(batch, 2, generator=gen) - 0.5) * 0.5
+        strength = torch.ones(batch)
+        on_dev = tuple(t.to(device) for t in (strips, gaze, strength))
+        row: dict[str, Any] = {}
+        with torch.inference_mode():
+            row["eager_fp32"] = _time_gpu(partial(backend.model, *on_dev), iters, warmup, cuda)
+            if cuda:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    row["eager_fp16"] = _time_gpu(partial(backend.model, *on_dev), iters, warmup, cuda)
+        if cuda:
+            graph = backend._graph_for(batch)  # captures on first use
+            if graph is None:
+                row["graph_fp16"] = "capture failed (see the log); the backend runs this batch eagerly"
+            else:
+                for static, value in zip(graph.inputs, on_dev, strict=True):
+                    static.copy_(value)
+                row["graph_fp16"] = _time_gpu(graph.graph.replay, iters, warmup, cuda)
+        host = tuple(t.numpy() for t in (strips, gaze, strength))
+        row["backend_run_host_io"] = _time_wall(partial(backend.run, *host), iters, warmup, cuda)
+        result[f"batch_{batch}"] = row
+    return result
+
+
+def bench_frame_path(model: Redirector, device: torch.device, iters: int, warmup: int) -> dict[str, Any]:
+    """The per-frame path at 1280 x 720 without landmarks, on the host geometry and on the device geometry."""
+    cuda = device.type == "cuda"
+    bgr = cv2.imread(str(FRAME_PATH), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read the fixture frame {FRAME_PATH}")
+    frame: NDArray[np.uint8] = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    landmarks = np.load(LANDMARKS_PATH).astype(np.float64)
+    height, width = frame.shape[:2]
+    camera = camera_matrix(width, height)
+    estimator = PoseEstimator()
+    first = estimator.estimate(landmarks, camera)
+    if first is None:
+        raise RuntimeError("the head-pose fit failed on the fixture landmarks")
+    regions = make_eye_regions()
+    backend = TorchBackend(model, device, max_batch=1)
+    target = np.zeros((1, 2), np.float32)
+    strength = np.ones(1, np.float32)
+    strip_batch = np.empty((1, 3, DEFAULT_STRIP.height, DEFAULT_STRIP.width), np.float32)
+    rng = np.random.default_rng(0)
+    state: dict[str, HeadPose] = {"pose": first}
+    stages: dict[str, list[float]] = {"pose": [], "strip": [], "network": [], "paste": []}
+
+    def moved_landmarks() -> NDArray[np.float64]:
+        # Sub-pixel jitter as from a tracker, so the pose fit works every frame as it would in a video.
+        jittered: NDArray[np.float64] = landmarks + rng.normal(0.0, 0.3, landmarks.shape)
+        return jittered
+
+    def pose_and_homography() -> NDArray[np.float64]:
+        pose = estimator.estimate(moved_landmarks(), camera, state["pose"]) or state["pose"]
+        state["pose"] = pose
+        return frame_to_strip_homography(camera, pose)
+
+    def host_path() -> NDArray[np.uint8]:
+        t0 = time.perf_counter()
+        homography = pose_and_homography()
+        t1 = time.perf_counter()
+        strip_to_chw(cut_strip(frame, homography), strip_batch[0])
+        t2 = time.perf_counter()
+        outputs = backend.run(strip_batch, target, strength)
+        t3 = time.perf_counter()
+        out = frame.copy()
+        paste_face(out, frame, homography, outputs.flow[0], outputs.residual[0] * outputs.mask[0], 1.0, regions)
+        t4 = time.perf_counter()
+        for name, a, b in (("pose", t0, t1), ("strip", t1, t2), ("network", t2, t3), ("paste", t3, t4)):
+            stages[name].append((b - a) * 1e3)
+        return out
+
+    mask = torch.from_numpy(regions.mask).to(device).reshape(1, 1, *regions.mask.shape)
+    target_t = torch.zeros(1, 2, device=device)
+    strength_t = torch.ones(1, device=device)
+
+    def device_path() -> NDArray[np.uint8]:
+        homography = pose_and_homography()
+        frame_t = frame_to_tensor(frame, device)
+        strip = cut_strip_torch(frame_t, homography).unsqueeze(0)
+        _, flow, residual, net_mask, _, _ = backend.run_tensors(strip, target_t, strength_t)
+        out_t = frame_t.clone()
+        boxes = paste_face_torch(out_t, frame_t, homography, flow[0], residual[0] * net_mask[0], 1.0, regions, mask)
+        return boxes_to_host(out_t, frame, boxes)
+
+    result: dict[str, Any] = {"frame": f"{width}x{height}", "face_box_px": _box(landmarks)}
+    result["host"] = _time_wall(host_path, iters, warmup, cuda)
+    result["host_stages"] = {name: _stats(values[warmup:]) for name, values in stages.items()}
+    result["device"] = _time_wall(device_path, iters, warmup, cuda)
+    # The two implementations must agree (up to OpenCV's fixed-point interpolation).
+    state["pose"] = first
+    a = host_path()
+    state["pose"] = first
+    b = device_path()
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    result["host_vs_device_max_abs_diff"] = int(diff.max())
+    result["host_vs_device_pixels_over_2"] = int((diff > 2).sum())
+    return result
+
+
+def _box(landmarks: NDArray[np.float64]) -> list[int]:
+    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+    return [int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])]
+
+
+def main() -> None:
+    """Run the benchmark and print (and save) its JSON summary."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    parser.add_argument("--quick", action="store_true", help="few iterations and batches 1 and 8 (a smoke test)")
+    parser.add_argument("--iters", type=int, default=None, help="timed iterations (default 500, quick 10)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    args = parser.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    iters = args.iters if args.iters is not None else (10 if args.quick else 500)
+    warmup = 3 if args.quick else 50
+    batches = (1, 8) if args.quick else (1, 8, 32)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    else:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels once
+    model, weights = load_model()
+    started = time.perf_counter()
+    summary: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor()})",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "weights": weights,
+        "iters": iters,
+        "network": bench_network(model, device, batches, iters, warmup),
+        "frame_path_1280x720": bench_frame_path(model, device, iters, warmup),
+    }
+    net = summary["network"]["batch_1"].get("graph_fp16")
+    frame = summary["frame_path_1280x720"]
+    summary["targets"] = {
+        "network_batch1_p50_ms_le_0.5": isinstance(net, dict) and net["p50_ms"] <= TARGETS_MS["network_batch1"],
+        "frame_path_p50_ms_le_3_host": frame["host"]["p50_ms"] <= TARGETS_MS["frame_path"],
+        "frame_path_p50_ms_le_3_device": frame["device"]["p50_ms"] <= TARGETS_MS["frame_path"],
+    }
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(summary, indent=2)
+    print(text)
+    paths = [args.json] if args.json is not None else []
+    if os.environ.get("OUT"):
+        paths.append(Path(os.environ["OUT"]) / "gpu_runtime.json")
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
