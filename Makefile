@@ -30,10 +30,10 @@ pytest: setup
 
 test: lint typecheck pytest
 
-# Until the service lands, `make run` renders a preview grid of the synthetic data.
+# The service with the bundled model on http://127.0.0.1:8000 (the demo page at /, the API at /docs); the backend
+# is chosen automatically: TensorRT or torch on a GPU if there is one, else ONNX Runtime on the CPU.
 run: setup
-	$(BIN)/mirada synth preview out/synth_preview.png --n 32
-	@echo "open out/synth_preview.png"
+	$(BIN)/mirada serve --host 127.0.0.1 --port 8000
 
 preview: setup
 	$(BIN)/mirada synth preview docs/synth_preview.png --n 64 --seed 7
