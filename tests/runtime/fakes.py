@@ -1,6 +1,9 @@
-"""Stand-in networks with known outputs, for testing the corrector without a trained redirector."""
+"""Test helpers: a stand-in network with known outputs, pixel masks, and a small video writer."""
 
 from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,3 +47,28 @@ def outside_boxes(shape: tuple[int, ...], boxes: list[tuple[int, int, int, int]]
     for x0, y0, x1, y1 in boxes:
         outside[y0:y1, x0:x1] = False
     return outside
+
+
+def write_test_video(path: Path, frames: list[NDArray[np.uint8]], fps: int = 25, audio_hz: int | None = 16000) -> None:
+    """Write ``frames`` (RGB) as an H.264 video at ``fps`` with, unless ``audio_hz`` is None, a 440 Hz tone."""
+    import av
+
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=Fraction(fps))
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=audio_hz) if audio_hz is not None else None
+        for index, frame in enumerate(frames):
+            out = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            out.pts, out.time_base = index, Fraction(1, fps)
+            for packet in video.encode(out):
+                container.mux(packet)
+        if audio is not None and audio_hz is not None:
+            t = np.arange(audio_hz * len(frames) // fps) / audio_hz
+            tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None]
+            samples = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = audio_hz, 0
+            for packet in (*audio.encode(samples), *audio.encode(None)):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)

@@ -76,13 +76,10 @@ def select_backend(
     if name not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
     cuda = torch.cuda.is_available()
-    if onnx_path is None and (name in ("tensorrt", "onnxruntime") or (name == "auto" and not cuda)):
-        # The shipped export, when it is the export of this model, saves exporting again (~15 s on a CPU).
-        onnx_path = default_onnx_for(model)
     if name == "tensorrt" or (name == "auto" and tensorrt_available()):
         if not tensorrt_available():
             raise RuntimeError("the tensorrt backend needs the tensorrt package and a CUDA device")
-        path = onnx_path if onnx_path is not None else cached_onnx(model, cache_dir, geometry)
+        path = _onnx_for(model, onnx_path, cache_dir, geometry)
         try:
             return TensorRTBackend(path, cache_dir=cache_dir, geometry=geometry)
         except RuntimeError:
@@ -92,4 +89,14 @@ def select_backend(
     if name == "torch" or (name == "auto" and cuda):
         device = "cuda" if cuda else "cpu"
         return TorchBackend(model, device, num_threads=None if cuda else cpu_threads, geometry=geometry)
-    return OnnxRuntimeBackend(model, onnx_path, cache_dir=cache_dir, threads=cpu_threads, geometry=geometry)
+    path = _onnx_for(model, onnx_path, cache_dir, geometry)
+    return OnnxRuntimeBackend(onnx_path=path, threads=cpu_threads, geometry=geometry)
+
+
+def _onnx_for(model: Redirector, onnx_path: Path | None, cache_dir: Path | None, geometry: StripGeometry) -> Path:
+    """``onnx_path``, else the shipped export if it is this model's, else a cached export of ``model``."""
+    if onnx_path is not None:
+        return onnx_path
+    # The shipped export saves exporting the shipped weights again (about 15 s on a CPU).
+    shipped = default_onnx_for(model) if geometry == DEFAULT_STRIP else None
+    return shipped if shipped is not None else cached_onnx(model, cache_dir, geometry)

@@ -75,6 +75,99 @@ def engine_cache_key(onnx_bytes: bytes, trt_version: str, gpu_name: str, max_bat
     return digest.hexdigest()[:24]
 
 
+def profile_shapes(
+    inputs: list[tuple[str, tuple[int, ...]]], max_batch: int, opt_batch: int = OPT_BATCH
+) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+    """(min, opt, max) shapes of each input for a dynamic-batch optimisation profile.
+
+    ``inputs`` are (name, shape) with the batch axis first (-1 when dynamic); every other axis must be static.
+    The profile covers batches 1 to ``max_batch`` and is tuned for ``min(opt_batch, max_batch)``.
+    """
+    if max_batch < 1 or opt_batch < 1:
+        raise ValueError(f"max_batch and opt_batch must be positive, got {max_batch}, {opt_batch}")
+    opt = min(opt_batch, max_batch)
+    shapes = {}
+    for name, shape in inputs:
+        if not shape:
+            raise ValueError(f"input {name} has no batch axis")
+        per_sample = tuple(int(d) for d in shape[1:])
+        if any(d < 1 for d in per_sample):
+            raise ValueError(f"input {name} has a dynamic axis besides the batch: {tuple(shape)}")
+        shapes[name] = ((1, *per_sample), (opt, *per_sample), (max_batch, *per_sample))
+    return shapes
+
+
+def build_engine(trt: Any, trt_logger: Any, onnx_bytes: bytes, *, max_batch: int, fp16: bool, source: str) -> bytes:
+    """Parse an ONNX model and build a serialised engine with a dynamic batch profile (1 to ``max_batch``).
+
+    Every parser error is logged (and a failed parse raises); so are the messages of a successful parse and the
+    profile of every input, so that a build on a machine nobody can watch explains itself in the log.
+    """
+    builder = trt.Builder(trt_logger)
+    network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
+    parser = trt.OnnxParser(network, trt_logger)
+    if not parser.parse(onnx_bytes):
+        for i in range(parser.num_errors):
+            logger.error("ONNX parser error %d: %s", i, parser.get_error(i))
+        raise RuntimeError(f"TensorRT could not parse {source} ({parser.num_errors} errors, logged)")
+    for i in range(parser.num_errors):  # a successful parse can still report problems worth seeing
+        logger.warning("ONNX parser message %d: %s", i, parser.get_error(i))
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    if fp16:
+        if not builder.platform_has_fast_fp16:
+            logger.warning("this GPU has no fast FP16; building anyway with FP16 allowed")
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    shapes = profile_shapes([(t.name, tuple(int(d) for d in t.shape)) for t in inputs], max_batch)
+    for name, (low, opt, high) in shapes.items():
+        profile.set_shape(name, low, opt, high)
+        logger.info("profile %s: min %s, opt %s, max %s", name, low, opt, high)
+    for i in range(network.num_outputs):
+        tensor = network.get_output(i)
+        logger.info("network output %s: %s %s", tensor.name, tensor.dtype, tuple(tensor.shape))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError("TensorRT failed to build the engine (see the TensorRT errors logged above)")
+    return bytes(serialized)
+
+
+def check_engine_io(trt: Any, engine: Any) -> None:
+    """Log every I/O tensor of ``engine`` (name, type, shape) and raise unless they are the redirector's, by name."""
+    inputs: list[str] = []
+    outputs: list[str] = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        (inputs if is_input else outputs).append(name)
+        logger.info(
+            "engine %s %s: %s %s",
+            "input" if is_input else "output",
+            name,
+            engine.get_tensor_dtype(name),
+            tuple(engine.get_tensor_shape(name)),
+        )
+    if set(inputs) != set(INPUT_NAMES) or set(outputs) != set(OUTPUT_NAMES):
+        raise RuntimeError(
+            f"engine I/O {inputs} -> {outputs} does not match the redirector's {INPUT_NAMES} -> {OUTPUT_NAMES}"
+        )
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: a concurrent reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
 class TensorRTBackend(Backend):
     """Runs an ONNX export of the redirector as a TensorRT engine on the current CUDA device.
 
@@ -111,7 +204,7 @@ class TensorRTBackend(Backend):
         key = engine_cache_key(onnx_bytes, str(self._trt.__version__), gpu, max_batch, fp16)
         directory = default_cache_dir() if cache_dir is None else cache_dir
         self.engine_path = directory / f"redirector-{key}.engine"
-        serialized = self._load_or_build(onnx_bytes, directory)
+        serialized = self._load_or_build(onnx_bytes)
         self._runtime = self._trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(serialized)
         if self._engine is None:
@@ -125,74 +218,23 @@ class TensorRTBackend(Backend):
 
     # --- building --------------------------------------------------------------------------------------
 
-    def _load_or_build(self, onnx_bytes: bytes, directory: Path) -> bytes:
+    def _load_or_build(self, onnx_bytes: bytes) -> bytes:
         if self.engine_path.is_file():
             logger.info("loading the cached TensorRT engine %s", self.engine_path)
             return self.engine_path.read_bytes()
         logger.info("building a TensorRT engine from %s (minutes, once per model, GPU and version)", self.onnx_path)
         serialized = self._build(onnx_bytes)
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(suffix=".engine", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(serialized)
-            os.replace(tmp_name, self.engine_path)  # atomic: a concurrent reader never sees half an engine
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
+        write_atomically(self.engine_path, serialized)
         logger.info("cached the TensorRT engine at %s", self.engine_path)
         return serialized
 
     def _build(self, onnx_bytes: bytes) -> bytes:
-        trt = self._trt
-        builder = trt.Builder(self._logger)
-        network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
-        parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse(onnx_bytes):
-            for i in range(parser.num_errors):
-                logger.error("ONNX parser error %d: %s", i, parser.get_error(i))
-            raise RuntimeError(f"TensorRT could not parse {self.onnx_path} ({parser.num_errors} errors, logged)")
-        for i in range(parser.num_errors):  # a successful parse can still report problems worth seeing
-            logger.warning("ONNX parser message %d: %s", i, parser.get_error(i))
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-        if self.fp16:
-            if not builder.platform_has_fast_fp16:
-                logger.warning("this GPU has no fast FP16; building anyway with FP16 allowed")
-            config.set_flag(trt.BuilderFlag.FP16)
-        profile = builder.create_optimization_profile()
-        opt = min(OPT_BATCH, self.max_batch)
-        for i in range(network.num_inputs):
-            tensor = network.get_input(i)
-            per_sample = tuple(int(d) for d in tensor.shape[1:])
-            profile.set_shape(tensor.name, (1, *per_sample), (opt, *per_sample), (self.max_batch, *per_sample))
-            logger.info("profile %s: batch 1 / %d / %d x %s", tensor.name, opt, self.max_batch, per_sample)
-        config.add_optimization_profile(profile)
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise RuntimeError("TensorRT failed to build the engine (see the TensorRT errors logged above)")
-        return bytes(serialized)
+        return build_engine(
+            self._trt, self._logger, onnx_bytes, max_batch=self.max_batch, fp16=self.fp16, source=str(self.onnx_path)
+        )
 
     def _check_io(self) -> None:
-        engine = self._engine
-        trt = self._trt
-        inputs: list[str] = []
-        outputs: list[str] = []
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            (inputs if is_input else outputs).append(name)
-            logger.info(
-                "engine %s %s: %s %s",
-                "input" if is_input else "output",
-                name,
-                engine.get_tensor_dtype(name),
-                tuple(engine.get_tensor_shape(name)),
-            )
-        if set(inputs) != set(INPUT_NAMES) or set(outputs) != set(OUTPUT_NAMES):
-            raise RuntimeError(
-                f"engine I/O {inputs} -> {outputs} does not match the redirector's {INPUT_NAMES} -> {OUTPUT_NAMES}"
-            )
+        check_engine_io(self._trt, self._engine)
 
     # --- inference -------------------------------------------------------------------------------------
 

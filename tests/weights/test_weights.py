@@ -1,0 +1,33 @@
+"""The shipped weights: one place for their paths, a clear error when they are missing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import engine.weights as weights
+from engine.model import Redirector
+
+
+def test_paths_live_next_to_the_package() -> None:
+    assert weights.DEFAULT_CHECKPOINT.parent == Path(weights.__file__).resolve().parent
+    assert weights.DEFAULT_CHECKPOINT.name == "redirector.pt"
+    assert weights.DEFAULT_ONNX.name == "redirector.onnx"
+
+
+def test_missing_weights_raise_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(weights, "DEFAULT_CHECKPOINT", tmp_path / "redirector.pt")
+    monkeypatch.setattr(weights, "DEFAULT_ONNX", tmp_path / "redirector.onnx")
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "redirector.pt"))):
+        weights.load_default_model()
+    assert weights.default_onnx() is None
+
+
+def test_the_shipped_weights_load() -> None:
+    assert weights.DEFAULT_CHECKPOINT.is_file(), f"{weights.DEFAULT_CHECKPOINT} is missing (the lead commits it)"
+    model = weights.load_default_model()
+    assert isinstance(model, Redirector)
+    assert not model.training
+    assert weights.default_onnx() == weights.DEFAULT_ONNX
