@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest run preview bench clean
+.PHONY: setup test lint typecheck pytest run preview bench docs-runtime clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ preview: setup
 
 bench: setup
 	$(BIN)/mirada synth bench
+
+# Before/after pictures of the corrector on the package photos (docs/runtime_*.png), with the shipped weights.
+docs-runtime: setup
+	$(BIN)/python bench/runtime_docs.py --out docs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out

@@ -51,9 +51,12 @@ def _resize(image: Image, width: int) -> Image:
 
 
 def _label(image: Image, text: str) -> Image:
+    """``text`` (lines split at ``|``) in white with a dark outline at the top left."""
     out = image.copy()
-    cv2.putText(out, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.65, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(out, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.65, (255, 255, 255), 1, cv2.LINE_AA)
+    for i, line in enumerate(text.split("|")):
+        origin = (8, 24 + 24 * i)
+        cv2.putText(out, line.strip(), origin, cv2.FONT_HERSHEY_SIMPLEX, 0.65, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(out, line.strip(), origin, cv2.FONT_HERSHEY_SIMPLEX, 0.65, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
@@ -69,7 +72,7 @@ def sheet(corrector: Corrector, photo: Image) -> Image:
         face = telemetry.faces[0]
         face_box = face.box
         est = face.gaze_deg
-        text = f"{label}" + (f"  (input est. {est[0]:+.0f}, {est[1]:+.0f})" if est is not None else "")
+        text = f"target: {label}" + (f"|input gaze est. {est[0]:+.0f}, {est[1]:+.0f} deg" if est is not None else "")
         outputs.append((text, out, face.eye_boxes))
     if face_box is None:
         raise RuntimeError("no targets")

@@ -14,7 +14,9 @@ from numpy.typing import NDArray
 
 from engine.runtime.backends.base import NetOutputs
 from engine.runtime.corrector import Corrector, batch_inputs
+from engine.runtime.face import IRIS_CENTRES, FaceTracker
 from engine.runtime.settings import Mode, Settings
+from engine.runtime.strip_cut import frame_pixels_per_strip_pixel
 from tests.runtime.fakes import FakeBackend, outside_boxes
 
 Frame = NDArray[np.uint8]
@@ -190,3 +192,25 @@ def test_telemetry_is_json(grace_hopper: Frame) -> None:
 def test_bad_frames_are_refused() -> None:
     with Corrector(FakeBackend(), video=False) as corrector, pytest.raises(ValueError, match="uint8"):
         corrector.prepare(np.zeros((10, 10, 3), np.float32), Settings())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["grace_hopper", "astronaut"])
+@pytest.mark.parametrize("flow", [(0.0, 4.0), (0.0, -4.0), (4.0, 0.0)])
+def test_the_warp_field_moves_the_eyes_by_its_size_in_the_frame(
+    name: str, flow: tuple[float, float], request: pytest.FixtureRequest
+) -> None:
+    """A backward flow of (dx, dy) strip pixels moves the content by -(dx, dy) strip pixels, i.e. by that times
+    the strip's scale in the frame: MediaPipe sees the irises of the output move there."""
+    frame: Frame = request.getfixturevalue(name)
+    with FaceTracker(video=False) as tracker:
+        before = tracker.detect(frame)[0].points[list(IRIS_CENTRES)]
+        with Corrector(FakeBackend(flow_xy=flow), video=False) as corrector:
+            prepared = corrector.prepare(frame, Settings())
+            scale = frame_pixels_per_strip_pixel(prepared._faces[0].homography)
+            outputs = corrector.backend.run(prepared.strips, prepared.targets, prepared.strengths)
+            out, _ = corrector.finish(prepared, outputs)
+        moved = (tracker.detect(out)[0].points[list(IRIS_CENTRES)] - before).mean(axis=0)
+    expected = -np.array(flow) * scale
+    axis = int(np.argmax(np.abs(expected)))
+    assert 0.6 < moved[axis] / expected[axis] < 1.4, (moved, expected)
+    assert abs(moved[1 - axis]) < 0.3 * abs(expected[axis]), (moved, expected)
