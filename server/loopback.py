@@ -124,6 +124,7 @@ class LoopbackClient:
     token: str = ""
     received: list[Received] = field(default_factory=list)
     count: int = 0
+    rtts_ms: list[float] = field(default_factory=list)  # every frame's round trip (the benchmark's percentiles)
     messages: list[dict[str, Any]] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
     _track_ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -183,7 +184,10 @@ class LoopbackClient:
                 index = read_stamp(rgb)
                 sent = self.source.sent_at.get(index)
                 self.count += 1
-                self.received.append(Received(index, rgb, None if sent is None else (now - sent) * 1000.0))
+                rtt = None if sent is None else (now - sent) * 1000.0
+                if rtt is not None:
+                    self.rtts_ms.append(rtt)
+                self.received.append(Received(index, rgb, rtt))
                 del self.received[: -self.keep]
                 self._track_ready.set()
 

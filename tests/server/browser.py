@@ -162,6 +162,9 @@ def main(out: Path) -> None:
         time.sleep(0.1)
     with tempfile.TemporaryDirectory() as tmp, chromium(still_face_y4m(Path(tmp))) as chrome:
         chrome.get(f"http://127.0.0.1:{port}/")
+        # The photo already looks into the camera: aim lower so the redirection shows, and keep it at full
+        # strength although the head pose read off the photo is near the default fade-out.
+        chrome.execute_script("window.miradaInitial = {target_pitch_deg: -12, head_start_deg: 40, head_end_deg: 60};")
         chrome.find_element("id", "start").click()
         wait_for(chrome, "window.mirada.telemetry > 90", 60)
         time.sleep(1.0)
