@@ -15,8 +15,9 @@ It measures, each as p50/p95 over ``--iters`` runs after a warm-up:
 * **per-frame path** without landmarks, wall clock with the GPU synchronised at the end of each frame:
   ``host``: pose (OpenCV solvePnP) + strip cut (OpenCV) + network (CUDA graph, host in/out) + paste-back
   (OpenCV), i.e. exactly :class:`engine.runtime.Corrector` with the torch CUDA backend;
-  ``device``: pose on the CPU, then frame upload + strip cut + network + paste-back in torch on the GPU and
-  only the eye boxes copied back (:mod:`engine.runtime.torch_geometry`).
+  ``device``: pose on the CPU, then the upload of the face's crop (the strip's footprint, not the whole frame),
+  strip cut + network + paste-back in torch on the GPU, and only the eye boxes copied back
+  (:mod:`engine.runtime.torch_geometry`).
 
 Prints a JSON summary and writes it to ``$OUT/gpu_runtime.json`` when ``OUT`` is set (or to ``--json PATH``).
 Weights: ``engine/weights/redirector.pt`` if present, else an untrained network of the same architecture (the
@@ -54,6 +55,7 @@ from engine.runtime.strip_cut import cut_strip, frame_to_strip_homography, strip
 from engine.runtime.torch_geometry import (  # noqa: E402
     boxes_to_host,
     cut_strip_torch,
+    face_crop,
     frame_to_tensor,
     paste_face_torch,
 )
@@ -215,12 +217,17 @@ def bench_frame_path(model: Redirector, device: torch.device, iters: int, warmup
 
     def device_path() -> NDArray[np.uint8]:
         homography = pose_and_homography()
-        frame_t = frame_to_tensor(frame, device)
-        strip = cut_strip_torch(frame_t, homography).unsqueeze(0)
+        # Only the face's crop crosses the bus; cut and paste-back work in its coordinates.
+        (x0, y0, x1, y1), to_strip = face_crop(homography, (height, width))
+        crop = frame[y0:y1, x0:x1]
+        crop_t = frame_to_tensor(crop, device)
+        strip = cut_strip_torch(crop_t, to_strip).unsqueeze(0)
         _, flow, residual, net_mask, _, _ = backend.run_tensors(strip, target_t, strength_t)
-        out_t = frame_t.clone()
-        boxes = paste_face_torch(out_t, frame_t, homography, flow[0], residual[0] * net_mask[0], 1.0, regions, mask)
-        return boxes_to_host(out_t, frame, boxes)
+        out_t = crop_t.clone()
+        boxes = paste_face_torch(out_t, crop_t, to_strip, flow[0], residual[0] * net_mask[0], 1.0, regions, mask)
+        result = frame.copy()
+        result[y0:y1, x0:x1] = boxes_to_host(out_t, crop, boxes)
+        return result
 
     result: dict[str, Any] = {"frame": f"{width}x{height}", "face_box_px": _box(landmarks)}
     result["host"] = _time_wall(host_path, iters, warmup, cuda)

@@ -32,6 +32,21 @@ def frame_to_tensor(frame: NDArray[np.uint8], device: torch.device | str) -> Ten
     return torch.from_numpy(array).to(device).permute(2, 0, 1).unsqueeze(0).float()
 
 
+def face_crop(
+    homography: Float64Array, frame_size: tuple[int, int], geometry: StripGeometry = DEFAULT_STRIP
+) -> tuple[Box, Float64Array]:
+    """The frame box a face's strip cut and paste-back read, and the homography from that crop to the strip.
+
+    Uploading only this crop (a few hundred pixels wide) instead of the whole frame saves most of the
+    host-to-device copy: cut and paste-back never look outside the strip's footprint, which holds the eye boxes.
+    """
+    height, width = frame_size
+    box = strip_footprint(homography, frame_size, geometry) or (0, 0, width, height)
+    x0, y0 = box[0], box[1]
+    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    return box, np.asarray(homography, dtype=np.float64) @ shift
+
+
 def _apply(h: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Map pixel coordinates through a 3 x 3 homography (broadcasting over ``x`` and ``y``)."""
     w = h[2, 0] * x + h[2, 1] * y + h[2, 2]

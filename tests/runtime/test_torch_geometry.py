@@ -12,7 +12,13 @@ from engine.runtime.paste import make_eye_regions, paste_face
 from engine.runtime.pose import PoseEstimator, camera_matrix
 from engine.runtime.samples import fit_to_frame
 from engine.runtime.strip_cut import cut_strip, frame_to_strip_homography
-from engine.runtime.torch_geometry import boxes_to_host, cut_strip_torch, frame_to_tensor, paste_face_torch
+from engine.runtime.torch_geometry import (
+    boxes_to_host,
+    cut_strip_torch,
+    face_crop,
+    frame_to_tensor,
+    paste_face_torch,
+)
 from tests.runtime.fakes import outside_boxes
 
 Frame = NDArray[np.uint8]
@@ -81,3 +87,23 @@ def test_zero_outputs_paste_nothing(grace_hopper: Frame) -> None:
         )
         == []
     )
+
+
+def test_working_on_the_face_crop_equals_working_on_the_frame(astronaut: Frame) -> None:
+    frame = fit_to_frame(astronaut, 1280, 720)
+    homography = _homography(frame)
+    (x0, y0, x1, y1), to_strip = face_crop(homography, frame.shape[:2])
+    assert (x1 - x0) * (y1 - y0) < 0.1 * frame.shape[0] * frame.shape[1], "the crop is a small part of the frame"
+    crop = frame[y0:y1, x0:x1]
+    full_t, crop_t = frame_to_tensor(frame, "cpu"), frame_to_tensor(crop, "cpu")
+    assert torch.allclose(cut_strip_torch(full_t, homography), cut_strip_torch(crop_t, to_strip), atol=1e-4)
+    regions = make_eye_regions()
+    mask = torch.from_numpy(regions.mask).reshape(1, 1, 64, 256)
+    flow, residual = torch.full((2, 64, 256), 2.0), torch.full((3, 64, 256), 0.05)
+    full_out, crop_out = full_t.clone(), crop_t.clone()
+    full_boxes = paste_face_torch(full_out, full_t, homography, flow, residual, 1.0, regions, mask)
+    crop_boxes = paste_face_torch(crop_out, crop_t, to_strip, flow, residual, 1.0, regions, mask)
+    assert [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in crop_boxes] == full_boxes
+    stitched = frame.copy()
+    stitched[y0:y1, x0:x1] = boxes_to_host(crop_out, crop, crop_boxes)
+    assert np.abs(stitched.astype(int) - boxes_to_host(full_out, frame, full_boxes)).max() <= 1
