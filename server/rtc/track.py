@@ -36,9 +36,59 @@ def to_rgb(frame: VideoFrame) -> Uint8Array:
 def from_rgb(rgb: Uint8Array, like: VideoFrame) -> VideoFrame:
     """A new frame of ``rgb`` with ``like``'s timing, so the receiver sees the camera's own timestamps."""
     out = VideoFrame.from_ndarray(rgb, format="rgb24")
-    out.pts = like.pts
-    out.time_base = like.time_base
+    _copy_timing(like, out)
     return out
+
+
+def _copy_timing(source: VideoFrame, target: VideoFrame) -> None:
+    target.pts = source.pts
+    if source.time_base is not None:
+        target.time_base = source.time_base
+
+
+Box = tuple[int, int, int, int]
+
+
+def patch_regions(like: VideoFrame, rgb: Uint8Array, boxes: list[Box]) -> VideoFrame:
+    """``like`` (the decoded camera frame) with only ``boxes`` (x0, y0, x1, y1) replaced by ``rgb``'s pixels.
+
+    The corrector changes nothing outside the eye boxes it reports, so converting just those back to YUV keeps
+    every other pixel exactly as decoded (no colour round trip) and costs a fraction of converting the whole
+    frame (about 3 ms at 640 x 480 here, twice: ours and the encoder's). Frames that are not 4:2:0 with even
+    sizes take the whole-frame path.
+    """
+    width, height = like.width, like.height
+    if like.format.name != "yuv420p" or width % 2 or height % 2 or rgb.shape[:2] != (height, width):
+        return from_rgb(rgb, like)
+    yuv = np.asarray(like.to_ndarray(format="yuv420p"), dtype=np.uint8).reshape(-1)  # a copy: planes Y, U, V
+    luma = yuv[: width * height].reshape(height, width)
+    chroma = width * height // 4
+    u = yuv[width * height : width * height + chroma].reshape(height // 2, width // 2)
+    v = yuv[width * height + chroma :].reshape(height // 2, width // 2)
+    for x0, y0, x1, y1 in boxes:
+        # 4:2:0 chroma covers 2 x 2 pixels: widen the box to even edges so no chroma sample is split.
+        x0, y0 = max(0, x0) & ~1, max(0, y0) & ~1
+        x1, y1 = min(width, x1 + (x1 & 1)), min(height, y1 + (y1 & 1))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        w, h = x1 - x0, y1 - y0
+        region = VideoFrame.from_ndarray(np.ascontiguousarray(rgb[y0:y1, x0:x1]), format="rgb24")
+        sub = np.asarray(region.reformat(format="yuv420p").to_ndarray(), dtype=np.uint8).reshape(-1)
+        luma[y0:y1, x0:x1] = sub[: w * h].reshape(h, w)
+        c = w * h // 4
+        u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = sub[w * h : w * h + c].reshape(h // 2, w // 2)
+        v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = sub[w * h + c :].reshape(h // 2, w // 2)
+    out = VideoFrame.from_ndarray(yuv.reshape(height * 3 // 2, width), format="yuv420p")
+    _copy_timing(like, out)
+    return out
+
+
+def changed_boxes(telemetry: Telemetry | None) -> list[Box] | None:
+    """The boxes the corrector wrote, or None if it did not say (then the whole frame is converted)."""
+    if telemetry is None:
+        return None
+    boxes = [box for face in telemetry.faces for box in face.eye_boxes]
+    return boxes or None
 
 
 class _Clock:
@@ -111,8 +161,14 @@ class CorrectedVideoTrack(MediaStreamTrack):
                 timestamp = self._clock.seconds(frame, arrived.arrived)
                 out, telemetry = await self.scheduler.process(self.corrector, rgb, self._settings(), timestamp)
                 if out is not rgb:
+                    boxes = changed_boxes(telemetry)
                     try:
-                        out_frame = await loop.run_in_executor(self.scheduler.pool, from_rgb, out, frame)
+                        if boxes is None:
+                            out_frame = await loop.run_in_executor(self.scheduler.pool, from_rgb, out, frame)
+                        else:
+                            out_frame = await loop.run_in_executor(
+                                self.scheduler.pool, patch_regions, frame, out, boxes
+                            )
                     except Exception as err:
                         self.scheduler.health.report("encode", err)
         self._on_frame(telemetry, (time.perf_counter() - arrived.arrived) * 1000.0)
