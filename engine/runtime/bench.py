@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -47,10 +49,24 @@ class BenchReport:
     stages: dict[str, LatencyStats]
     fps: float
     network: dict[int, LatencyStats] = field(default_factory=dict)  # batch size -> latency of one call
+    machine: dict[str, Any] = field(default_factory=dict)  # machine_info() at the start
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count and the load average while benchmarking: latencies on a shared machine depend on it."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass  # not Linux: keep what platform says
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_1m": round(load[0], 2)}
 
 
 def bench_corrector(
@@ -66,6 +82,7 @@ def bench_corrector(
     slightly, after ``warmup`` untimed frames; report per-stage latency and the frame rate it sustains."""
     if frames < 1 or warmup < 0:
         raise ValueError(f"need frames >= 1 and warmup >= 0, got {frames}, {warmup}")
+    machine = machine_info()
     base = fit_to_frame(sample_face(sample), width, height, faces)
     settings = Settings(max_faces=faces)
     per_stage: dict[str, list[float]] = {name: [] for name in (*STAGES, "total")}
@@ -90,6 +107,7 @@ def bench_corrector(
         faces_found=found / frames,
         stages={name: LatencyStats.of(values) for name, values in per_stage.items()},
         fps=1000.0 * len(total) / max(sum(total), 1e-9),
+        machine=machine,
     )
 
 

@@ -161,9 +161,11 @@ def bench_command(
 
 
 def _format_report(report: BenchReport) -> str:
+    machine = report.machine
     lines = [
         f"{report.backend}: {report.width}x{report.height}, {report.faces} face(s) ({report.faces_found:.2f} found "
         f"per frame), {report.frames} frames: {report.fps:.1f} fps",
+        f"on {machine['cpu']}, {machine['cores']} cores, load average {machine['load_average_1m']} at the start",
         f"{'stage':<8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}",
     ]
     for name, stats in report.stages.items():
