@@ -150,13 +150,16 @@ def bench_network(
                 with torch.autocast("cuda", dtype=torch.float16):
                     row["eager_fp16"] = _time_gpu(partial(backend.model, *on_dev), iters, warmup, cuda)
         if cuda:
-            graph = backend._graph_for(batch)  # captures on first use
-            if graph is None:
-                row["graph_fp16"] = "capture failed (see the log); the backend runs this batch eagerly"
-            else:
-                for static, value in zip(graph.inputs, on_dev, strict=True):
-                    static.copy_(value)
-                row["graph_fp16"] = _time_gpu(graph.graph.replay, iters, warmup, cuda)
+            # As the backend does: captured and fed in inference mode (its static tensors are inference tensors,
+            # which may not be written outside it).
+            with torch.inference_mode():
+                graph = backend._graph_for(batch)  # captures on first use
+                if graph is None:
+                    row["graph_fp16"] = "capture failed (see the log); the backend runs this batch eagerly"
+                else:
+                    for static, value in zip(graph.inputs, on_dev, strict=True):
+                        static.copy_(value)
+                    row["graph_fp16"] = _time_gpu(graph.graph.replay, iters, warmup, cuda)
         host = tuple(t.numpy() for t in (strips, gaze, strength))
         row["backend_run_host_io"] = _time_wall(partial(backend.run, *host), iters, warmup, cuda)
         result[f"batch_{batch}"] = row
