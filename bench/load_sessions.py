@@ -62,6 +62,9 @@ class RunResult:
     over_limit_status: int | None
     fps_while_refused: list[float]
     backend: str | None
+    server_cpu_ms_per_frame: float | None
+    client_cpu_ms_per_frame: float
+    load_average: tuple[float, float, float]
 
     @property
     def holds(self) -> bool:
@@ -72,6 +75,22 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _process_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a process has used so far (Linux), None if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _quantile(values: list[float], q: float) -> float | None:
@@ -114,7 +133,9 @@ class Service:
             self.process.kill()
 
 
-async def run(url: str, sessions: int, width: int, height: int, seconds: float, warmup: float) -> RunResult:
+async def run(
+    url: str, sessions: int, width: int, height: int, seconds: float, warmup: float, server_pid: int | None
+) -> RunResult:
     frames = face_frames(width, height, 60)
     clients = [LoopbackClient(url, FaceVideoTrack(frames, fps=30.0), keep=4) for _ in range(sessions)]
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -124,9 +145,14 @@ async def run(url: str, sessions: int, width: int, height: int, seconds: float, 
             await asyncio.sleep(warmup)
             counts = [c.count for c in clients]
             rtt_start = [len(c.rtts_ms) for c in clients]
+            cpu_server, cpu_client = _process_cpu_s(server_pid), _own_cpu_s()
             start = time.perf_counter()
             await asyncio.sleep(seconds)
             elapsed = time.perf_counter() - start
+            cpu_client = _own_cpu_s() - cpu_client
+            end_server = _process_cpu_s(server_pid)
+            cpu_server = None if cpu_server is None or end_server is None else end_server - cpu_server
+            delivered = sum(c.count - n for c, n in zip(clients, counts, strict=True))
             rtts = [c.rtts_ms[n:] for c, n in zip(clients, rtt_start, strict=True)]
             fps = [(c.count - n) / elapsed for c, n in zip(clients, counts, strict=True)]
             infos = [(await http.get(f"/api/v1/sessions/{c.session_id}", headers=c.headers())).json() for c in clients]
@@ -175,6 +201,9 @@ async def run(url: str, sessions: int, width: int, height: int, seconds: float, 
         over_limit_status=over_status,
         fps_while_refused=[round(f, 1) for f in fps_refused],
         backend=ready.get("backend"),
+        server_cpu_ms_per_frame=None if cpu_server is None else round(cpu_server * 1000 / max(delivered, 1), 1),
+        client_cpu_ms_per_frame=round(cpu_client * 1000 / max(delivered, 1), 1),
+        load_average=os.getloadavg(),
     )
 
 
@@ -201,7 +230,8 @@ def main() -> None:
             if service is not None:
                 service.wait_ready()
             url = args.url or (service.url if service else "")
-            result = asyncio.run(run(url, count, width, height, args.seconds, args.warmup))
+            pid = service.process.pid if service is not None else None
+            result = asyncio.run(run(url, count, width, height, args.seconds, args.warmup, pid))
         finally:
             if service is not None:
                 service.stop()
@@ -214,16 +244,26 @@ def main() -> None:
             f"{count} session(s) {result.size} on {result.backend}: min {result.min_fps:.1f} fps "
             f"({'holds' if result.holds else 'below'} {TARGET_FPS:.0f}); "
             f"worst added p95 {result.worst_added_ms_p95} ms; "
-            f"session {count + 1}: HTTP {result.over_limit_status}, others at {result.fps_while_refused} fps\n  {rows}",
+            f"session {count + 1}: HTTP {result.over_limit_status}, others at {result.fps_while_refused} fps; "
+            f"CPU per frame: service {result.server_cpu_ms_per_frame} ms, client {result.client_cpu_ms_per_frame} ms; "
+            f"load average {result.load_average[0]:.1f}\n  {rows}",
             flush=True,
         )
     holding = [r.sessions for r in results if r.holds]
+    costs = [r.server_cpu_ms_per_frame + r.client_cpu_ms_per_frame for r in results if r.server_cpu_ms_per_frame]
+    # What the cores could carry if nothing else ran: CPU milliseconds per corrected frame (service and client,
+    # which a local browser also costs) against the cores' milliseconds per second.
+    estimate = int((os.cpu_count() or 1) * 1000 / (TARGET_FPS * min(costs))) if costs else None
     summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "capacity_sessions_at_25fps": max(holding) if holding else 0,
+        "cpu_bound_estimate_sessions_at_25fps": estimate,
         "runs": [{**asdict(r), "holds": r.holds} for r in results],
     }
-    print(f"capacity: {summary['capacity_sessions_at_25fps']} session(s) at >= {TARGET_FPS:.0f} fps each")
+    print(
+        f"capacity: {summary['capacity_sessions_at_25fps']} session(s) at >= {TARGET_FPS:.0f} fps each measured; "
+        f"{estimate} by CPU cost per frame on {os.cpu_count()} otherwise idle cores"
+    )
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
 

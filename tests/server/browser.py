@@ -145,7 +145,7 @@ def still_face_y4m(directory: Path, width: int = 640, height: int = 480) -> Path
 
 
 def main(out: Path) -> None:
-    """Serve the bundled model and screenshot the demo page, corrected, in the side-by-side view."""
+    """Serve the bundled model and screenshot the demo page with the default settings (what ``make run`` shows)."""
     import threading
 
     import uvicorn
@@ -160,13 +160,10 @@ def main(out: Path) -> None:
     thread.start()
     while not server.started:
         time.sleep(0.1)
-    with tempfile.TemporaryDirectory() as tmp, chromium(still_face_y4m(Path(tmp))) as chrome:
+    with tempfile.TemporaryDirectory() as tmp, chromium(still_face_y4m(Path(tmp)), height=1250) as chrome:
         chrome.get(f"http://127.0.0.1:{port}/")
-        # The photo already looks into the camera: aim lower so the redirection shows, and keep it at full
-        # strength although the head pose read off the photo is near the default fade-out.
-        chrome.execute_script("window.miradaInitial = {target_pitch_deg: -12, head_start_deg: 40, head_end_deg: 60};")
         chrome.find_element("id", "start").click()
-        wait_for(chrome, "window.mirada.telemetry > 90", 60)
+        wait_for(chrome, "window.mirada.telemetry > 150", 90)
         time.sleep(1.0)
         out.parent.mkdir(parents=True, exist_ok=True)
         chrome.save_screenshot(str(out))
