@@ -43,9 +43,13 @@ def _info(session: Session) -> SessionInfo:
         frames_dropped=session.frames_dropped,
         frames_uncorrected=session.stats.uncorrected,
         fps=round(session.stats.fps, 2),
-        latency_ms_p50=session.stats.latency_ms(0.5),
-        latency_ms_p95=session.stats.latency_ms(0.95),
+        latency_ms_p50=_round(session.stats.latency_ms(0.5)),
+        latency_ms_p95=_round(session.stats.latency_ms(0.95)),
     )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _validated(settings: dict[str, Any], base: Settings | None = None) -> Settings:
