@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from av import VideoFrame
 from numpy.typing import NDArray
@@ -151,15 +151,20 @@ class LoopbackClient:
     settings: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = None
     keep: int = 120
+    codec: str | None = None  # e.g. "video/H264": offer only this video codec (default: aiortc's, VP8 first)
+    audio: bool = False  # also send a (silent) audio track, which the service passes back
     pc: RTCPeerConnection = field(init=False)
     channel: RTCDataChannel = field(init=False)
     session_id: str = ""
     token: str = ""
+    answer_sdp: str = ""
     received: list[Received] = field(default_factory=list)
     count: int = 0
+    audio_frames: int = 0
     rtts_ms: list[float] = field(default_factory=list)  # every frame's round trip (the benchmark's percentiles)
     messages: list[dict[str, Any]] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
+    _audio_reader: asyncio.Task[None] | None = None
     _track_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def headers(self) -> dict[str, str]:
@@ -175,6 +180,15 @@ class LoopbackClient:
 
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTrack(self.source)
+        if self.codec is not None:
+            capabilities = RTCRtpSender.getCapabilities("video")
+            preferred = [c for c in capabilities.codecs if c.mimeType.lower() == self.codec.lower()]
+            if not preferred:
+                raise ValueError(f"aiortc cannot send {self.codec}")
+            video = next(t for t in self.pc.getTransceivers() if t.kind == "video")
+            video.setCodecPreferences(preferred)
+        if self.audio:
+            self.pc.addTrack(AudioStreamTrack())
         self.channel = self.pc.createDataChannel("mirada")
         opened = asyncio.Event()
         self.channel.on("open", opened.set)
@@ -190,7 +204,7 @@ class LoopbackClient:
             )
         response.raise_for_status()
         body = response.json()
-        self.session_id, self.token = body["id"], body["token"]
+        self.session_id, self.token, self.answer_sdp = body["id"], body["token"], body["sdp"]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="answer"))
         await asyncio.wait_for(asyncio.gather(opened.wait(), self._track_ready.wait()), timeout)
 
@@ -205,6 +219,21 @@ class LoopbackClient:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video" and self._reader is None:
             self._reader = asyncio.ensure_future(self._read(track))
+        elif track.kind == "audio":
+            self._audio_reader = asyncio.ensure_future(self._read_audio(track))
+
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                self.audio_frames += 1
+
+    def video_codec(self) -> str | None:
+        """The video codec the service answered with (its first for video), e.g. ``video/VP8``."""
+        lines = self.answer_sdp.splitlines()
+        video = next((line.split()[3] for line in lines if line.startswith("m=video ")), None)
+        prefix = f"a=rtpmap:{video} "
+        return next((f"video/{line[len(prefix) :].split('/')[0]}" for line in lines if line.startswith(prefix)), None)
 
     async def _read(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -246,7 +275,8 @@ class LoopbackClient:
         """Hang up."""
         self.source.stop()
         await self.pc.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for reader in (self._reader, self._audio_reader):
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader

@@ -116,6 +116,27 @@ def test_correct_mode_changes_the_eyes_and_nothing_else(live_server: LiveServer)
         assert np.median([r[0] for r in results]) > EYE_CHANGED, results
         assert max(r[1] for r in results) < CODEC_NOISE, results
         assert all(f.rtt_ms is not None for f in frames)
+        assert client.video_codec() == "video/VP8"
+
+    run(scenario)
+
+
+def test_h264_and_audio_pass_through(live_server: LiveServer) -> None:
+    async def scenario() -> None:
+        client = LoopbackClient(live_server.url, source(), settings=FULL_NOW, codec="video/H264", audio=True)
+        await client.connect()
+        try:
+            await client.frames(20)
+            boxes = eye_boxes(client)
+            frames = await client.frames(8)
+            codec = client.video_codec()
+            audio = client.audio_frames
+        finally:
+            await client.close()
+        assert codec == "video/H264"
+        eyes = [region_diffs(client, f, boxes)[0] for f in frames]
+        assert np.median(eyes) > EYE_CHANGED, eyes
+        assert audio > 10  # the audio came back (20 ms packets)
 
     run(scenario)
 
