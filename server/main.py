@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.runtime.backends.base import Backend
 from server.config import ServerSettings
+from server.logs import install_redaction
 from server.routers import health, metrics, sessions, telemetry
 from server.state import start_state
 
@@ -65,6 +66,7 @@ def create_app(config: ServerSettings | None = None, *, backend: Backend | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_redaction()  # here, after uvicorn has configured its loggers
         state = await start_state(config, backend)
         app.state.mirada = state
         try:
