@@ -281,7 +281,7 @@ def test_session_over_the_limit_gets_503_and_the_others_keep_going(live_server: 
             before = [c.count for c in clients]
             await asyncio.sleep(2.0)
             rates = [(c.count - b) / 2.0 for c, b in zip(clients, before, strict=True)]
-            assert min(rates) > 5, rates  # still flowing (the rate itself is the benchmark's business)
+            assert min(rates) > 2, rates  # still flowing (the rate itself is the benchmark's business)
         finally:
             for c in clients:
                 await c.close()
