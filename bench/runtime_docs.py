@@ -88,8 +88,8 @@ def sheet(corrector: Corrector, photo: Image) -> Image:
     for text, out, _ in [("input", photo, []), *outputs]:
         face_img = _label(_resize(out[fy0:fy1, fx0:fx1], FACE_WIDTH), text)
         eyes = _resize(out[ey0:ey1, ex0:ex1], EYES_WIDTH)
-        diff = np.abs(out.astype(np.int16) - photo.astype(np.int16)) * 4
-        diff_img = _label(_resize(np.clip(diff[fy0:fy1, fx0:fx1], 0, 255).astype(np.uint8), FACE_WIDTH), "|diff| x4")
+        diff = np.clip(np.abs(out.astype(np.int16) - photo.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
+        diff_img = _label(_resize(diff[fy0:fy1, fx0:fx1], FACE_WIDTH), "difference x4")
         height = max(face_img.shape[0], eyes.shape[0], diff_img.shape[0])
         row = np.full((height, FACE_WIDTH * 2 + EYES_WIDTH + 16, 3), 255, np.uint8)
         row[: face_img.shape[0], :FACE_WIDTH] = face_img
