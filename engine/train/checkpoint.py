@@ -108,3 +108,16 @@ def load_redirector(
     model.load_state_dict(payload["model"])
     model.to(device).eval()
     return model, config, payload
+
+
+def ship_checkpoint(path: str | Path, out: str | Path) -> Path:
+    """Write the inference part of a redirector training checkpoint to ``out`` (no optimiser or RNG state).
+
+    The result loads with :func:`load_redirector` like the original, at about a third of its size (Adam keeps
+    two moments per weight), which is what goes into ``engine/weights``.
+    """
+    payload = load_payload(path)
+    require_kind(payload, REDIRECTOR_KIND, path)
+    keep = ("kind", "format", "config", "code_version", "step", "model")
+    save_payload({key: payload[key] for key in keep if key in payload}, out)
+    return Path(out)

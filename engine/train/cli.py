@@ -76,7 +76,7 @@ def run_ablation(
     for name, ght, sg in VARIANTS:
         for k in range(seeds):
             seed = base.seed + k
-            run_dir = out_dir / _slug(name) / f"seed_{seed}"
+            run_dir = out_dir / variant_slug(name) / f"seed_{seed}"
             config = replace(base, ght=ght, sg=sg, seed=seed, log_dir=str(run_dir))
             trainer = Trainer(config, estimator, progress=progress)
             summaries.setdefault(name, []).append(trainer.run())
@@ -109,7 +109,7 @@ def run_ablation(
     return AblationResult(metrics, summaries, table_path, plot_path, json_path)
 
 
-def _slug(variant: str) -> str:
+def variant_slug(variant: str) -> str:
     """A directory name for a variant: ``+GHT+SG`` -> ``ght_sg``, ``STED`` -> ``sted``."""
     return "_".join(part for part in variant.lower().split("+") if part)
 
@@ -168,10 +168,15 @@ def train_command(
     ght: Annotated[bool | None, typer.Option("--ght/--no-ght", help="GHT gaze-consistency loss.")] = None,
     sg: Annotated[bool | None, typer.Option("--sg/--no-sg", help="Structured-gaze loss.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of initialisation and data.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop (and checkpoint) after this many minutes, even before --steps.")
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run of this checkpoint.")] = None,
     estimator: Annotated[Path | None, typer.Option(help="Frozen estimator A checkpoint.")] = None,
     judge: Annotated[Path | None, typer.Option(help="Estimator B checkpoint (ablation evaluation).")] = None,
     cache: Annotated[Path | None, typer.Option(help="Train from this pair cache (mirada synth cache).")] = None,
+    init: Annotated[Path | None, typer.Option(help="Start from these redirector weights (fine-tuning).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     ablation: Annotated[
         bool, typer.Option("--ablation", help="Train STED, +GHT, +SG, +GHT+SG and compare them.")
     ] = False,
@@ -188,9 +193,12 @@ def train_command(
         "ght": ght,
         "sg": sg,
         "seed": seed,
+        "max_seconds": None if max_minutes is None else 60.0 * max_minutes,
         "estimator_checkpoint": None if estimator is None else str(estimator),
         "judge_checkpoint": None if judge is None else str(judge),
         "cache": None if cache is None else str(cache),
+        "init_weights": None if init is None else str(init),
+        "lr": lr,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
@@ -242,6 +250,9 @@ def train_estimator_command(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     out: Annotated[Path | None, typer.Option(help="Checkpoint path.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of initialisation and data.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop (and checkpoint) after this many minutes, even before --steps.")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint at --out.")] = False,
     cache: Annotated[Path | None, typer.Option(help="Train from this pair cache (mirada synth cache).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
@@ -258,6 +269,7 @@ def train_estimator_command(
             "batch_size": batch_size,
             "device": device,
             "seed": seed,
+            "max_seconds": None if max_minutes is None else 60.0 * max_minutes,
             "cache": None if cache is None else str(cache),
         }
         cfg = replace(base, estimator=est, **{k: v for k, v in overrides.items() if v is not None})
@@ -279,16 +291,22 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     pairs: Annotated[int, typer.Option(help="Held-out test pairs.")] = 1024,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch.")] = 32,
-    judge: Annotated[Path | None, typer.Option(help="Estimator B (default: the run's judge_checkpoint).")] = None,
+    judge: Annotated[
+        Path | None, typer.Option(help="Estimator B (default: the run's judge, else engine/weights/estimator_b.pt).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Evaluate a trained redirector on test-split pairs with estimator B."""
     try:
         target = resolve_device(device)
         model, config, _ = load_redirector(checkpoint, target)
-        judge_path = judge or config.judge_checkpoint
-        if judge_path is None:
-            raise ValueError("no evaluation estimator: pass --judge (mirada train-estimator --arch b)")
+        judge_path: Path | str | None = judge or config.judge_checkpoint
+        if judge_path is None or (judge is None and not Path(judge_path).is_file()):
+            # The run's judge may have lived on another machine (the shipped model's did): use the shipped one.
+            from engine.weights import DEFAULT_JUDGE
+
+            logger.info("the run's judge %s is not here; using the shipped %s", judge_path, DEFAULT_JUDGE)
+            judge_path = str(DEFAULT_JUDGE)
         judge_model = load_estimator(judge_path, target)
         metrics = evaluate_redirector(model, judge_model, config.synth, EvalConfig(pairs=pairs, batch_size=batch_size))
     except (ValueError, FileNotFoundError) as exc:
@@ -296,8 +314,42 @@ def eval_command(
     typer.echo(metrics.to_json() if as_json else markdown_table({config.variant: metrics}))
 
 
+def recipe_command(
+    out: Annotated[Path, typer.Option(help="Directory of the recipe's cache, runs, weights and summary.")] = Path(
+        "runs/recipe"
+    ),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    minutes: Annotated[
+        float, typer.Option(help="Total training budget, split 15/50/35 % over estimators, ablation, final.")
+    ] = 7.0,
+    seeds: Annotated[int, typer.Option(help="Seeds per variant in the ablation.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step of every redirector run.")] = 64,
+    eval_pairs: Annotated[int, typer.Option(help="Held-out test pairs per evaluation.")] = 1024,
+) -> None:
+    """The whole recipe of the shipped model on a time budget: cache, estimators, ablation, final, export."""
+    from engine.train.recipe import RecipeConfig, run_recipe  # imports this module: load it only when used
+
+    if minutes <= 0:
+        raise typer.BadParameter("--minutes must be positive")
+    seconds = 60.0 * minutes
+    config = RecipeConfig(
+        out_dir=str(out),
+        device=device,
+        estimator_seconds=0.15 * seconds,
+        ablation_seconds=0.50 * seconds,
+        final_seconds=0.35 * seconds,
+        seeds=seeds,
+        batch_size=batch_size,
+        eval_pairs=eval_pairs,
+    )
+    summary = run_recipe(config)
+    typer.echo(summary["ablation_table"])
+    typer.echo(f"shipped {summary['shipped']['checkpoint']} and {summary['shipped']['onnx']}; {out / 'summary.json'}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``train``, ``train-estimator`` and ``eval`` commands to ``app``."""
+    """Add the ``train``, ``train-estimator``, ``train-recipe`` and ``eval`` commands to ``app``."""
     app.command("train")(train_command)
     app.command("train-estimator")(train_estimator_command)
+    app.command("train-recipe")(recipe_command)
     app.command("eval")(eval_command)

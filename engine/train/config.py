@@ -181,6 +181,8 @@ class TrainConfig:
     sg_margin: float = 1.0
     seed: int = 0
     device: str = "auto"
+    # A wall-clock budget: the run stops (and checkpoints) at the first step past it, even before ``steps``.
+    max_seconds: float | None = None
     log_dir: str = "runs/redirector"
     log_every: int = 50
     checkpoint_every: int = 5_000
@@ -189,6 +191,8 @@ class TrainConfig:
     model: RedirectorConfig = field(default_factory=RedirectorConfig)
     estimator_checkpoint: str | None = None
     judge_checkpoint: str | None = None
+    # Start from these redirector weights (any checkpoint load_redirector reads) instead of a random init.
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         positive = {
@@ -201,6 +205,8 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
         if self.sg and self.batch_size < 2:
             raise ValueError("the structured-gaze loss needs batch_size >= 2")
         if self.lr <= 0 or not 0.0 < self.lr_decay <= 1.0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -173,10 +174,13 @@ class _ResidualBlock(nn.Module):
 
 
 class EstimatorB(GazeHeadEstimator):
-    """ResNet-like: a stem, four stages of two residual blocks (strided first), global average + max pooling.
+    """ResNet-like: a CoordConv stem, four stages of two residual blocks (strided first), a 2 x 4 pooling grid.
 
     Wider than A (``1.5 x width`` in the first stage) and built from different parts, so its errors are not
-    A's errors. The features are the outputs of the first three stages.
+    A's errors. The stem also sees each pixel's normalised x and y (CoordConv): gaze is *where* the iris sits
+    between the eye corners, and a first version that pooled globally without coordinates had no way to
+    know where anything was, so it never got past predicting the mean gaze. The features are the outputs of
+    the first three stages.
     """
 
     def __init__(self, config: EstimatorConfig) -> None:
@@ -184,27 +188,30 @@ class EstimatorB(GazeHeadEstimator):
         w = config.width + config.width // 2
         w -= w % _GROUPS
         channels = (w, 2 * w, 4 * w, 8 * w)
-        self.stem = _conv(3, w)
+        self.stem = _conv(5, w)  # RGB + x + y
         stages, cin = [], w
         for i, c in enumerate(channels):
             stride = 1 if i == 0 else 2
             stages.append(nn.Sequential(_ResidualBlock(cin, c, stride), _ResidualBlock(c, c, 1)))
             cin = c
         self.stages = nn.ModuleList(stages)
+        self.pool = nn.AdaptiveAvgPool2d((2, 4))
         self.head = nn.Sequential(
-            nn.Linear(2 * cin, config.hidden_dim), nn.ReLU(inplace=True), nn.Linear(config.hidden_dim, 4)
+            nn.Flatten(), nn.Linear(cin * 8, config.hidden_dim), nn.ReLU(inplace=True), nn.Linear(config.hidden_dim, 4)
         )
 
     def trunk(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """See :meth:`GazeHeadEstimator.trunk`."""
-        x = self.stem(x)
+        b, _, h, w = x.shape
+        ys = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
+        xs = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
+        x = self.stem(torch.cat((x, xs, ys), dim=1))  # -> B x C_0 x H x W
         features = []
         for i, stage in enumerate(self.stages):
             x = stage(x)  # -> B x C_i x H/2^i x W/2^i
             if i < 3:
                 features.append(x)
-        pooled = torch.cat((x.mean(dim=(2, 3)), x.amax(dim=(2, 3))), dim=1)  # -> B x 2C
-        raw: Tensor = self.head(pooled)  # -> B x 4
+        raw: Tensor = self.head(self.pool(x))  # -> B x 4
         return raw, features
 
 
@@ -295,6 +302,8 @@ class EstimatorTrainConfig:
     log_every: int = 50
     checkpoint_every: int = 2_000
     val_batches: int = 8
+    # A wall-clock budget: training stops (and checkpoints) at the first step past it, even before ``steps``.
+    max_seconds: float | None = None
     synth: SynthConfig = field(default_factory=SynthConfig)
     cache: str | None = None  # a pre-rendered pair cache (mirada synth cache) to train from instead of rendering
 
@@ -304,6 +313,8 @@ class EstimatorTrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.val_batches < 0 or self.lr <= 0 or not 0.0 < self.lr_decay <= 1.0:
             raise ValueError("need val_batches >= 0, lr > 0 and lr_decay in (0, 1]")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
         if self.loss not in ("l1", "l2"):
             raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
 
@@ -372,6 +383,7 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
     model.train()
     losses: list[float] = []
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"estimator {config.estimator.arch}")
+    deadline = None if config.max_seconds is None else time.monotonic() + config.max_seconds
     while step < config.steps:
         pair = sampler.pairs(step)
         loss = estimator_loss(model, StripBatch.cat([pair.source, pair.target]), config.loss)
@@ -385,8 +397,12 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
         if step % config.log_every == 0 or step == config.steps:
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             logger.debug("estimator step %d loss %.5f", step, losses[-1])
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             checkpoint(step)
+        if out_of_time:
+            logger.info("estimator %s: time budget spent at step %d", config.estimator.arch, step)
+            break
     bar.close()
 
     val = SynthSampler(config.synth, Split.VAL, 0, config.batch_size, device)

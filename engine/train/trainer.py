@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self
@@ -245,6 +246,11 @@ class Trainer:
         # The same seed on every rank gives the same initial weights (DDP would broadcast rank 0's anyway).
         torch.manual_seed(config.seed)
         self.model = Redirector(config.model).to(self.device)
+        if config.init_weights is not None:
+            init = load_payload(config.init_weights)
+            require_kind(init, REDIRECTOR_KIND, config.init_weights)
+            self.model.load_state_dict(init["model"])
+            logger.info("initialised the redirector from %s", config.init_weights)
         self.losses = RedirectorLosses(self.model, estimator.to(self.device), config).to(self.device)
         self.step_module: nn.Module = self.losses
         if self.dist.enabled:
@@ -296,11 +302,13 @@ class Trainer:
         writer = self._open_writer()
         summary = TrainSummary(step=self.step, final_losses={})
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc=cfg.variant)
+        deadline = None if cfg.max_seconds is None else time.monotonic() + cfg.max_seconds
         try:
             while self.step < cfg.steps:
                 terms = self.train_step(self.sampler.pairs(self.batch_index(self.step)))
                 bar.update(1)
-                last = self.step == cfg.steps
+                # Every rank stops at the same step: rank 0's clock decides under DDP.
+                last = self.step == cfg.steps or self._out_of_time(deadline)
                 if self.step % cfg.log_every == 0 or last:
                     values = {name: float(value) for name, value in terms.items()}
                     summary.final_losses = values
@@ -309,12 +317,25 @@ class Trainer:
                     self._log(writer, values)
                 if self.step % cfg.checkpoint_every == 0 or last:
                     summary.checkpoint = self.save_checkpoint()
+                if last:
+                    break
         finally:
             bar.close()
             if writer is not None:
                 writer.close()
         summary.step = self.step
         return summary
+
+    def _out_of_time(self, deadline: float | None) -> bool:
+        """Whether the wall-clock budget is spent (rank 0 decides and tells the others)."""
+        if deadline is None:
+            return False
+        over = time.monotonic() >= deadline
+        if not self.dist.enabled:
+            return over
+        flag = torch.tensor(float(over), device=self.device)
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())
 
     def _open_writer(self) -> Any:
         """A TensorBoard writer on rank 0 (None elsewhere); also records the run's config."""

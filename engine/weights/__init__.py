@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "redirector.pt"
 DEFAULT_ONNX = WEIGHTS_DIR / "redirector.onnx"
+# The two gaze/head estimators the shipped model was trained and judged with (docs/MODEL.md): A is the frozen
+# critic inside the training losses, B the judge of `mirada eval`. Shipped so that results can be reproduced.
+DEFAULT_ESTIMATOR_A = WEIGHTS_DIR / "estimator_a.pt"
+DEFAULT_JUDGE = WEIGHTS_DIR / "estimator_b.pt"
 
 
 def load_default_model(device: str = "cpu") -> Redirector:

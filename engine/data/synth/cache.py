@@ -109,7 +109,9 @@ class CachedPairs:
 
     def _strips(self, role: str, rows: Tensor) -> StripBatch:
         d = self._data[role]
-        image = d["image"][rows].to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0
+        # contiguous(): the permuted uint8 rows would otherwise stay channels-last, and GroupNorm's CPU backward
+        # crashes on channels-last input in torch 2.13 (and every other module expects the default layout).
+        image = (d["image"][rows].to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0).contiguous()
         mask = d["mask"][rows].to(self.device, non_blocking=True).unsqueeze(1).float() / 255.0
         labels = {name: d[name][rows].to(self.device) for name in _LABELS}
         return StripBatch(image=image, mask=mask, **labels)

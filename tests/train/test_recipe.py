@@ -1,0 +1,74 @@
+"""The training recipe end to end on a tiny budget: every stage runs and leaves a loadable, exported model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.train.checkpoint import load_payload, load_redirector
+from engine.train.recipe import RecipeConfig, run_recipe
+from tests.train.helpers import TINY_SYNTH, tiny_config
+
+
+def test_recipe_runs_every_stage_and_ships_a_slim_checkpoint(tmp_path: Path) -> None:
+    config = RecipeConfig(
+        out_dir=str(tmp_path / "recipe"),
+        device="cpu",
+        synth=TINY_SYNTH,
+        render_batch=16,
+        cache_seconds=0.1,
+        cache_min_pairs=32,
+        cache_max_pairs=32,
+        estimator_seconds=1.0,
+        estimator_batch=8,
+        estimator_width=8,
+        ablation_seconds=1.0,
+        seeds=1,
+        batch_size=4,
+        final_seconds=1.0,
+        eval_pairs=8,
+        threads_per_run=1,
+        train=tiny_config(tmp_path / "unused"),
+    )
+    summary = run_recipe(config)
+
+    out = Path(config.out_dir)
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["shipped"] == summary["shipped"]
+    assert set(summary["ablation"]) == {"STED", "+GHT", "+SG", "+GHT+SG"}
+    for runs in summary["ablation"].values():
+        assert len(runs) == 1
+        assert runs[0]["steps"] >= 1
+        assert runs[0]["metrics"]["pairs"] == 8
+    assert "| +GHT+SG |" in summary["ablation_table"]
+    assert summary["final"]["steps"] > summary["final"]["from_step"]
+    assert summary["estimators"]["a"]["steps"] >= 1
+    assert summary["estimators"]["b"]["steps"] >= 1
+    assert summary["onnx_max_abs_diff"] <= 1e-4
+
+    shipped = out / "ship" / "redirector.pt"
+    payload = load_payload(shipped)
+    assert "optimizer" not in payload
+    assert "rng" not in payload
+    model, cfg, _ = load_redirector(shipped)
+    assert cfg.variant == "+GHT+SG"
+    assert cfg.model == config.train.model
+    original = load_payload(out / "final" / "last.pt")
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, original["model"][name])
+    assert shipped.stat().st_size < (out / "final" / "last.pt").stat().st_size
+    for arch in ("a", "b"):
+        slim = load_payload(out / "ship" / f"estimator_{arch}.pt")
+        assert "optimizer" not in slim
+        assert slim["estimator_config"]["arch"] == arch
+    assert (out / "ship" / "redirector.onnx").is_file()
+
+
+def test_recipe_rejects_bad_budgets() -> None:
+    with pytest.raises(ValueError, match="budgets"):
+        RecipeConfig(ablation_seconds=0)
+    with pytest.raises(ValueError, match="cache_min_pairs"):
+        RecipeConfig(cache_min_pairs=10, cache_max_pairs=5)
