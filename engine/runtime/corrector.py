@@ -278,7 +278,7 @@ class Corrector:
                 frame_rgb,
                 face.homography,
                 outputs.flow[i],
-                outputs.residual[i] * outputs.mask[i],
+                outputs.residual[i] * (outputs.mask[i] * settings.residual_gain),
                 min(face.strength / OPACITY_FULL_AT, 1.0),
                 self.regions,
             )

@@ -57,6 +57,11 @@ class Settings(BaseModel):
     max_faces: int = Field(default=1, ge=1, le=32)
     ramp_frames: int = Field(default=8, ge=1, le=300)
     focal_scale: float = Field(default=1.0, gt=0.1, le=10.0)
+    # How much of the network's colour residual is pasted on top of its warp. The warp moves the frame's own
+    # full-resolution pixels (sharp, true colours); the residual is drawn at strip resolution by a network that
+    # has only seen synthetic eyes, and on real photos it tints brown irises violet and softens them
+    # (docs/runtime_residual.png). So real frames get the warp alone unless a user asks for more.
+    residual_gain: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Self:

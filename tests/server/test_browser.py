@@ -64,8 +64,8 @@ def test_demo_page_shows_corrected_video_and_the_toggle_switches_it(page_url: st
         again = region_diff(chrome, boxes)
         fps = float(chrome.find_element("id", "fps").text)
 
-    assert on["eyes"] > 20, on  # the fake network paints the eyes: clearly visible
+    assert on["eyes"] > 10, on  # the fake network warps skin over the eyes: clearly visible
     assert on["control"] < 8, on  # and nothing else changes
     assert off["eyes"] < 8, off  # toggled off: the camera's picture, up to codec noise
-    assert again["eyes"] > 20, again
+    assert again["eyes"] > 10, again
     assert fps > 2  # frames keep coming (the rate itself is the benchmark's business)
