@@ -48,9 +48,7 @@ class BrightEyesBackend(Backend):
         gaze = np.tile(np.radians(np.array(self.gaze_deg, np.float32)), (b, 1))
         return NetOutputs(
             strip_out=np.clip(strips + self.lift, 0.0, 1.0),
-            flow=np.stack(
-                (np.zeros((b, h, w), np.float32), np.full((b, h, w), self.shift_px, np.float32)), axis=1
-            ),
+            flow=np.stack((np.zeros((b, h, w), np.float32), np.full((b, h, w), self.shift_px, np.float32)), axis=1),
             residual=np.full((b, 3, h, w), self.lift, np.float32),
             mask=np.ones((b, 1, h, w), np.float32),
             gaze_estimate=gaze.astype(np.float32),
