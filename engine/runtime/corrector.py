@@ -273,12 +273,15 @@ class Corrector:
                 continue
             if out is frame_rgb:
                 out = frame_rgb.copy()
+            # No residual at all at gain 0: one resampling less per eye, and exactly the warp.
+            gain = settings.residual_gain
+            residual = outputs.residual[i] * (outputs.mask[i] * gain) if gain > 0 else None
             boxes[i] = paste_face(
                 out,
                 frame_rgb,
                 face.homography,
                 outputs.flow[i],
-                outputs.residual[i] * (outputs.mask[i] * settings.residual_gain),
+                residual,
                 min(face.strength / OPACITY_FULL_AT, 1.0),
                 self.regions,
             )

@@ -86,7 +86,7 @@ def paste_face(
     frame: Uint8Array,
     homography: Float64Array,
     flow: Float32Array,
-    residual: Float32Array,
+    residual: Float32Array | None,
     opacity: float,
     regions: EyeRegions,
 ) -> list[Box]:
@@ -95,26 +95,40 @@ def paste_face(
     ``frame`` is the original ``H x W x 3`` uint8 frame (always the source, so overlapping faces never warp
     already-warped pixels); ``homography`` maps frame pixels to strip pixels; ``flow`` ``[2, h, w]`` is the
     network's backward flow in strip pixels; ``residual`` ``[3, h, w]`` is its residual already multiplied by its
-    mask, in [0, 1] intensity units; ``opacity`` in [0, 1] scales the blend mask.
+    mask, in [0, 1] intensity units, or None to paste the warp alone; ``opacity`` in [0, 1] scales the blend mask.
     """
     if out.shape != frame.shape or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"out and frame must be the same H x W x 3 uint8 shape, got {out.shape}, {frame.shape}")
     h, w = regions.mask.shape
-    if flow.shape != (2, h, w) or residual.shape != (3, h, w):
+    if flow.shape != (2, h, w) or (residual is not None and residual.shape != (3, h, w)):
         raise ValueError(
-            f"flow and residual must be 2 x {h} x {w} and 3 x {h} x {w}, got {flow.shape}, {residual.shape}"
+            f"flow and residual must be 2 x {h} x {w} and 3 x {h} x {w}, got {flow.shape}, "
+            f"{None if residual is None else residual.shape}"
         )
     if opacity <= 0.0:
         return []
     inverse = invert_homography(homography)
     # Two 3-channel planes, so each box needs two remaps instead of six single-channel ones.
     mask_flow = np.ascontiguousarray(np.stack((regions.mask, flow[0], flow[1]), axis=-1), dtype=np.float32)
-    residual_hwc = np.ascontiguousarray(np.asarray(residual, dtype=np.float32).transpose(1, 2, 0))
+    residual_hwc = None
+    if residual is not None:
+        residual_hwc = np.ascontiguousarray(np.asarray(residual, dtype=np.float32).transpose(1, 2, 0))
     written = []
     for box in eye_boxes_in_frame(homography, regions, (frame.shape[0], frame.shape[1])):
         if _paste_box(out, frame, box, homography, inverse, mask_flow, residual_hwc, min(opacity, 1.0)):
             written.append(box)
     return written
+
+
+def _project(h: Float64Array, x: Float32Array, y: Float32Array) -> tuple[Float32Array, Float32Array]:
+    """Points (x, y) (broadcastable float32 arrays) through the homography ``h``, element-wise in float32.
+
+    Element-wise on the grid's row and column vectors rather than on an N x 2 point list: no meshgrid, no
+    stacking, half the memory traffic of float64; float32 is exact to ~1e-4 px at webcam resolutions.
+    """
+    a = [float(v) for v in h.ravel()]
+    w = a[6] * x + a[7] * y + a[8]
+    return (a[0] * x + a[1] * y + a[2]) / w, (a[3] * x + a[4] * y + a[5]) / w
 
 
 def _paste_box(
@@ -124,35 +138,33 @@ def _paste_box(
     homography: Float64Array,
     inverse: Float64Array,
     mask_flow: Float32Array,
-    residual: Float32Array,
+    residual: Float32Array | None,
     opacity: float,
 ) -> bool:
     """Correct the pixels of one frame box; False if the blend mask does not reach into it.
 
-    ``mask_flow`` is ``h x w x 3`` (eye-region mask, flow x, flow y) and ``residual`` ``h x w x 3``, in strip space.
+    ``mask_flow`` is ``h x w x 3`` (eye-region mask, flow x, flow y) and ``residual`` ``h x w x 3`` (or None for
+    none), in strip space.
     """
     x0, y0, x1, y1 = box
-    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
-    pixels = np.stack((gx.ravel(), gy.ravel()), axis=1)
-    strip_xy = apply_homography(homography, pixels)  # -> N x 2, the strip position of each frame pixel
-    shape = gx.shape
-    u = strip_xy[:, 0].reshape(shape).astype(np.float32)
-    v = strip_xy[:, 1].reshape(shape).astype(np.float32)
+    gx = np.arange(x0, x1, dtype=np.float32)[None, :]  # -> 1 x w
+    gy = np.arange(y0, y1, dtype=np.float32)[:, None]  # -> h x 1
+    u, v = _project(homography, gx, gy)  # -> h x w each: the strip position of each frame pixel
     sampled = _sample(mask_flow, u, v)  # -> h x w x 3
     alpha = sampled[:, :, 0] * np.float32(opacity)
     if not np.any(alpha > 0.0):
         return False
-    flow_at = sampled[:, :, 1:3].reshape(-1, 2).astype(np.float64)
     # The displacement form (source minus the pixel's own round trip) is exactly zero for a zero flow, so an
     # identity network reproduces the frame bit for bit instead of resampling it at x + rounding error.
-    moved = apply_homography(inverse, strip_xy + flow_at) - apply_homography(inverse, strip_xy)
-    map_x = (gx + moved[:, 0].reshape(shape)).astype(np.float32)
-    map_y = (gy + moved[:, 1].reshape(shape)).astype(np.float32)
+    src_x, src_y = _project(inverse, u + sampled[:, :, 1], v + sampled[:, :, 2])
+    back_x, back_y = _project(inverse, u, v)
+    map_x = gx + (src_x - back_x)
+    map_y = gy + (src_y - back_y)
     warped = np.asarray(
         cv2.remap(frame, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
         dtype=np.float32,
     )
-    corrected = warped + _sample(residual, u, v) * np.float32(255.0)
+    corrected = warped if residual is None else warped + _sample(residual, u, v) * np.float32(255.0)
     original = frame[y0:y1, x0:x1].astype(np.float32)
     a = alpha[:, :, None]
     blended = np.clip(np.rint(original + a * (corrected - original)), 0.0, 255.0).astype(np.uint8)
