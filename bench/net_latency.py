@@ -11,40 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from gpu_runtime import _time_gpu  # bench/ is this script's folder, hence on its import path
 
 from engine.model import Redirector, RedirectorConfig
 from engine.train.checkpoint import load_redirector
 
 
-def _percentiles(ms: list[float]) -> dict[str, float]:
-    ordered = sorted(ms)
-    return {"p50_ms": statistics.median(ordered), "p95_ms": ordered[int(0.95 * (len(ordered) - 1))]}
-
-
 def _time(fn: Callable[[], object], iters: int, cuda: bool) -> dict[str, float]:
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(iters):
-        if cuda:
-            start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-            end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append(1e3 * (time.perf_counter() - t0))
-    return _percentiles(times)
+    """p50/p95/max milliseconds of ``fn`` (the timer of bench/gpu_runtime.py: CUDA events on a GPU)."""
+    return _time_gpu(fn, iters, 10, cuda)
 
 
 def _bench_batch(model: Redirector, batch: int, device: torch.device, iters: int) -> dict[str, object]:
