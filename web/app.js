@@ -1,6 +1,9 @@
 // The demo page: camera in, corrected video out, with the controls of a session's settings.
-import { MiradaSession, readiness } from "./mirada-client.js";
+// The client lives with the browser extension, which ships it too; it defines globalThis.MiradaClient.
+import "./extension/mirada-client.js";
 import { LivePlot } from "./plot.js";
+
+const { MiradaSession, readiness } = globalThis.MiradaClient;
 
 const PAD_RANGE_DEG = 20; // the pad spans ±20° (the network handles up to ±30°; beyond 20° looks unnatural)
 const MODE_HINTS = {

@@ -44,8 +44,11 @@ def write_y4m(path: Path, frames: list[NDArray[np.uint8]], fps: int = 30) -> Non
 
 
 @contextmanager
-def chromium(y4m: Path, width: int = 1440, height: int = 1000) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium whose camera plays ``y4m``. Nothing leaves the machine (background networking off)."""
+def chromium(
+    y4m: Path, width: int = 1440, height: int = 1000, extension: Path | None = None
+) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium whose camera plays ``y4m``, with the unpacked ``extension`` loaded if given. Nothing
+    leaves the machine (background networking off)."""
     browser, driver = find_chromium()
     if browser is None or driver is None:
         raise FileNotFoundError("chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
@@ -71,6 +74,11 @@ def chromium(y4m: Path, width: int = 1440, height: int = 1000) -> Iterator[webdr
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    if extension is not None:
+        # Extensions need the new headless mode (above); some builds load command-line extensions only when they
+        # are also the exception to --disable-extensions-except.
+        options.add_argument(f"--load-extension={extension}")
+        options.add_argument(f"--disable-extensions-except={extension}")
     chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
     try:
         yield chrome
