@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from selenium import webdriver
 
-from tests.server.browser import chromium, still_face_y4m
+from tests.server.browser import bundled_service, chromium, still_face_y4m
 
 logger = logging.getLogger(__name__)
 
@@ -202,20 +202,9 @@ def configure(ext: Extension, service_url: str, sites: list[str], settings: dict
 
 def main(out_dir: Path) -> None:
     """Serve the bundled model and save the README's screenshots of the popup and of a corrected test call."""
-    import uvicorn
-
-    from server.config import ServerSettings
-    from server.main import create_app
-    from tests.server.conftest import free_port
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ServerSettings(port=port)), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.1)
     out_dir.mkdir(parents=True, exist_ok=True)
     with (
+        bundled_service() as port,
         tempfile.TemporaryDirectory() as tmp,
         serve_directory() as page_port,
         chromium(still_face_y4m(Path(tmp)), width=1200, height=740, extension=EXTENSION_DIR) as chrome,
@@ -242,8 +231,6 @@ def main(out_dir: Path) -> None:
             )
             time.sleep(1.5)  # the status refreshes every second
             popup.find_element("id", "popup").screenshot(str(out_dir / "extension_popup.png"))
-    server.should_exit = True
-    thread.join(10)
 
 
 if __name__ == "__main__":

@@ -152,8 +152,9 @@ def still_face_y4m(directory: Path, width: int = 640, height: int = 480) -> Path
     return path
 
 
-def main(out: Path) -> None:
-    """Serve the bundled model and screenshot the demo page with the default settings (what ``make run`` shows)."""
+@contextmanager
+def bundled_service() -> Iterator[int]:
+    """The service with the bundled weights (what ``make run`` serves) on a free loopback port, yielded."""
     import threading
 
     import uvicorn
@@ -168,15 +169,26 @@ def main(out: Path) -> None:
     thread.start()
     while not server.started:
         time.sleep(0.1)
-    with tempfile.TemporaryDirectory() as tmp, chromium(still_face_y4m(Path(tmp)), height=1250) as chrome:
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def main(out: Path) -> None:
+    """Serve the bundled model and screenshot the demo page with the default settings (what ``make run`` shows)."""
+    with (
+        bundled_service() as port,
+        tempfile.TemporaryDirectory() as tmp,
+        chromium(still_face_y4m(Path(tmp)), height=1250) as chrome,
+    ):
         chrome.get(f"http://127.0.0.1:{port}/")
         chrome.find_element("id", "start").click()
         wait_for(chrome, "window.mirada.telemetry > 150", 90)
         time.sleep(1.0)
         out.parent.mkdir(parents=True, exist_ok=True)
         chrome.save_screenshot(str(out))
-    server.should_exit = True
-    thread.join(10)
 
 
 if __name__ == "__main__":
