@@ -108,10 +108,57 @@ class PoseEstimator:
                 flags=cv2.SOLVEPNP_ITERATIVE,
             )
         else:
-            ok, rvec, tvec = cv2.solvePnP(self._object, image, camera, dist, flags=cv2.SOLVEPNP_SQPNP)
+            return self._first_fit(image, camera, dist)
         if not ok:
             return None
-        pose = HeadPose.from_vectors(np.asarray(rvec, np.float64).reshape(3), np.asarray(tvec, np.float64).reshape(3))
-        if not MIN_DEPTH_MM <= float(pose.centre[2]) <= MAX_DEPTH_MM or not np.all(np.isfinite(pose.rotation)):
+        return _checked(np.asarray(rvec, np.float64), np.asarray(tvec, np.float64))
+
+    def _first_fit(self, image: Float64Array, camera: Float64Array, dist: Float64Array) -> HeadPose | None:
+        """The fit of a face seen for the first time: SQPnP's global optimum or a fit started facing the camera.
+
+        A face model this flat, seen from 60 cm, has two nearly equally good fits mirrored in pitch (scikit-image's
+        astronaut came out at +22° or -22° depending on a few millimetres of the model). Of the fits whose
+        reprojection error is within ``_AMBIGUOUS`` of the best, the one turned least from the camera wins: a
+        person on a call faces the screen, and the tracker then stays on that solution.
+        """
+        fits = []
+        ok, rvec, tvec = cv2.solvePnP(self._object, image, camera, dist, flags=cv2.SOLVEPNP_SQPNP)
+        if ok:
+            fits.append((np.asarray(rvec, np.float64), np.asarray(tvec, np.float64)))
+            # Facing the camera from where SQPnP put the face: rotate the head frame onto the viewing ray.
+            ok, rvec, tvec = cv2.solvePnP(
+                self._object,
+                image,
+                camera,
+                dist,
+                rvec=np.zeros((3, 1)),
+                tvec=fits[0][1].reshape(3, 1).copy(),
+                useExtrinsicGuess=True,
+                flags=cv2.SOLVEPNP_ITERATIVE,
+            )
+            if ok:
+                fits.append((np.asarray(rvec, np.float64), np.asarray(tvec, np.float64)))
+        scored = []
+        for rvec, tvec in fits:
+            pose = _checked(rvec, tvec)
+            if pose is not None:
+                projected, _ = cv2.projectPoints(self._object, rvec, tvec, camera, dist)
+                error = float(np.sqrt(np.mean(np.sum((projected.reshape(-1, 2) - image) ** 2, axis=1))))
+                scored.append((error, pose))
+        if not scored:
             return None
-        return pose
+        best = min(error for error, _ in scored)
+        near = [pose for error, pose in scored if error <= best * _AMBIGUOUS + 0.5]
+        return min(near, key=lambda pose: pose.angle_from_camera_deg())
+
+
+# Fits whose RMS reprojection error is within this factor (plus half a pixel) of the best count as equally good.
+_AMBIGUOUS = 1.25
+
+
+def _checked(rvec: Float64Array, tvec: Float64Array) -> HeadPose | None:
+    """The pose of a solvePnP result, or None where it is implausible (behind the camera, too near or far)."""
+    pose = HeadPose.from_vectors(np.asarray(rvec, np.float64).reshape(3), np.asarray(tvec, np.float64).reshape(3))
+    if not MIN_DEPTH_MM <= float(pose.centre[2]) <= MAX_DEPTH_MM or not np.all(np.isfinite(pose.rotation)):
+        return None
+    return pose
