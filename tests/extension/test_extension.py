@@ -141,10 +141,13 @@ def test_tabs_get_a_session_each_and_closing_a_tab_hangs_up(
     chrome = browser.chrome
     with browser.page() as first:
         # The second tab asks for Mirada's camera by its id, as an app that remembered the choice would.
-        with browser.page("?start&call=0&camera=mirada-eye-contact") as second:
+        with browser.page("?start&call=0&audio=1&camera=mirada-eye-contact") as second:
             sessions = live_sessions(service, 2)
+            kinds = [[t.kind for t in session.pc.getTransceivers()] for session in sessions]
             chrome.switch_to.window(second)
-            track = chrome.execute_script("return {label: window.testPage.label, settings: window.testPage.settings};")
+            track = chrome.execute_script(
+                "const t = window.testPage; return {label: t.label, settings: t.settings, audio: t.audio};"
+            )
             poll(chrome, "return window.testPage.frames.local > 10", 10, "frames in the second tab")
             second_diff = diffs(browser, reference)
             tabs = {s["tab"] for s in browser.ext.streams() if s["state"] == "live"}
@@ -161,6 +164,8 @@ def test_tabs_get_a_session_each_and_closing_a_tab_hangs_up(
     assert remaining in sessions
     assert track["label"] == "Mirada (eye contact)"
     assert track["settings"]["deviceId"] == "mirada-eye-contact"
+    assert track["audio"] == [{"label": "Fake Default Audio Input", "readyState": "live"}]  # the microphone's own
+    assert kinds == [["video"], ["video"]]  # and it never goes to the service
     assert first_diff[0] > EYES_CHANGED, first_diff
     assert second_diff[0] > EYES_CHANGED, second_diff
 

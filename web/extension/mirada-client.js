@@ -49,6 +49,20 @@
     });
   }
 
+  async function keepResolution(pc, track) {
+    // On a busy machine WebRTC sends a smaller picture by default; the corrector needs the face's pixels, and the
+    // corrected track would change size mid-call. Frames are dropped instead (the service keeps the newest anyway).
+    const sender = pc.getSenders().find((s) => s.track === track);
+    if (!sender) return;
+    try {
+      const parameters = sender.getParameters();
+      parameters.degradationPreference = "maintain-resolution";
+      await sender.setParameters(parameters);
+    } catch (_) {
+      // a browser without the setting: its default it is
+    }
+  }
+
   class MiradaSession extends EventTarget {
     /**
      * @param {object} options
@@ -118,6 +132,7 @@
       this.token = body.token;
       this.settings = body.settings;
       await pc.setRemoteDescription({ type: "answer", sdp: body.sdp });
+      await keepResolution(pc, videoTrack);
       await gotVideo;
       return remote;
     }

@@ -78,7 +78,10 @@
 
   function onBridgeMessage(message) {
     if (message.type === "config") {
+      const wasActive = config && config.active;
       config = { active: Boolean(message.active), settings: message.settings || {} };
+      // Mirada's camera entry came or went: apps refresh their camera menus on this event.
+      if (wasActive != null && wasActive !== config.active) navigator.mediaDevices.dispatchEvent(new Event("devicechange"));
       configWaiters.splice(0).forEach((resolve) => resolve(config));
       for (const camera of cameras) camera.configure();
     } else if (message.type === "response") {

@@ -1,12 +1,12 @@
 // A plain WebRTC page, as a call app would be: it asks for the camera, shows it, and calls itself over a pair of
 // RTCPeerConnections. It knows nothing of Mirada; with the extension on for this site, its camera is corrected.
 // `?start` starts at once (`?start&call=0` without the call), `?camera=ID` asks for that camera (as an app that
-// remembers your choice would). window.testPage is for automated tests.
+// remembers your choice would), `?audio=1` for the microphone too. window.testPage is for automated tests.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
-const state = { stream: null, peers: [], frames: { local: 0, remote: 0 }, label: "", settings: null, error: "", devices: [] };
+const state = { stream: null, peers: [], frames: { local: 0, remote: 0 }, label: "", settings: null, audio: null, error: "", devices: [] };
 window.testPage = state;
 
 function countFrames(video, key) {
@@ -49,11 +49,12 @@ async function start() {
   try {
     const deviceId = $("camera").value || query.get("camera") || "";
     const video = { width: { ideal: 640 }, height: { ideal: 480 }, ...(deviceId ? { deviceId: { exact: deviceId } } : {}) };
-    const stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
+    const stream = await navigator.mediaDevices.getUserMedia({ video, audio: query.get("audio") === "1" });
     state.stream = stream;
     const [track] = stream.getVideoTracks();
     state.label = track.label;
     state.settings = track.getSettings();
+    state.audio = stream.getAudioTracks().map((t) => ({ label: t.label, readyState: t.readyState }));
     $("local").srcObject = stream;
     $("info").textContent = `track: ${track.label}`;
     $("remote-pane").hidden = !$("call").checked;
