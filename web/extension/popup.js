@@ -114,7 +114,12 @@ function renderStatus() {
   let text = STATUS_TEXT[stream.state] || stream.state;
   if (stream.state === "live" && stream.mode && stream.mode !== "correct") text = `Connected (mode: ${stream.mode})`;
   $("status-text").textContent = streams.length > 1 ? `${text} · ${streams.length} cameras` : text;
-  const where = entry.origin ? new URL(entry.origin).host : "";
+  let where = "";
+  try {
+    where = new URL(entry.origin).host;
+  } catch (_) {
+    // no origin yet, or an opaque one ("null", a sandboxed frame)
+  }
   $("status-detail").textContent = stream.state === "fallback" ? `${where}: ${stream.error}` : where;
   $("stats").hidden = stream.state !== "live";
   $("fps").textContent = stream.fps ? stream.fps.toFixed(0) : "–";
