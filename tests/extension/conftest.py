@@ -25,18 +25,12 @@ from engine.runtime.settings import Settings
 from server.config import ServerSettings
 from server.rtc.session import Session
 from tests.extension.browser import EXTENSION_DIR, Extension, configure, grab, poll, serve_directory
-from tests.server.browser import chromium, find_chromium, still_face_y4m
+from tests.server.browser import chromium, still_face_y4m
 from tests.server.conftest import free_port, start_server
 from tests.server.fakes import BrightEyesBackend
 
 # Keep the stand-in correction at full strength whatever head pose is read off the photo.
 FULL = {"head_start_deg": 70, "head_end_deg": 80, "look_away_start_deg": 70, "look_away_end_deg": 80, "ramp_frames": 1}
-
-
-def browser_missing() -> bool:
-    """True where the browser tests may skip: no Chromium here, and not CI (where a missing browser fails)."""
-    browser, driver = find_chromium()
-    return (browser is None or driver is None) and os.environ.get("CI", "").lower() != "true"
 
 
 @dataclass

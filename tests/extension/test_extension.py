@@ -15,7 +15,8 @@ import pytest
 from selenium.webdriver.common.keys import Keys
 
 from tests.extension.browser import grab, poll, region_diffs
-from tests.extension.conftest import Browser, Reference, Service, browser_missing, running_service, screenshots_dir
+from tests.extension.conftest import Browser, Reference, Service, running_service, screenshots_dir
+from tests.server.browser import browser_missing
 from tests.server.conftest import free_port
 
 if browser_missing():

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from server.config import ServerSettings
-from tests.server.browser import chromium, find_chromium, region_diff, still_face_y4m, wait_for
+from tests.server.browser import browser_missing, chromium, region_diff, still_face_y4m, wait_for
 from tests.server.conftest import free_port, start_server
 from tests.server.fakes import BrightEyesBackend
 
-BROWSER, DRIVER = find_chromium()
-if (BROWSER is None or DRIVER is None) and os.environ.get("CI", "").lower() != "true":
+if browser_missing():
     pytest.skip("no chromium/chromedriver on this machine (CI installs them)", allow_module_level=True)
 
 FULL = "{head_start_deg: 70, head_end_deg: 80, look_away_start_deg: 70, look_away_end_deg: 80, ramp_frames: 1}"

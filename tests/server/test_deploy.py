@@ -9,7 +9,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+
+from tests.server.browser import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +76,9 @@ def compose_client() -> list[str] | None:
 def test_docker_compose_config_when_a_client_exists() -> None:
     client = compose_client()
     if client is None:
-        return  # no Compose client here: the structural checks above are what can be verified
+        if in_ci():
+            pytest.fail("no Compose client in CI (.ci/run installs docker-compose)")
+        pytest.skip("no Compose client here (CI installs docker-compose); the structural checks above still ran")
     env = {"MIRADA_API_KEY": "k" * 16, "PATH": "/usr/local/bin:/usr/bin:/bin"}
     for profile in ([], ["--profile", "cpu"]):
         result = subprocess.run([*client, *profile, "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
