@@ -37,7 +37,7 @@ from engine.data.synth.cache import write_cache
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
 from engine.device import resolve_device
-from engine.eval.metrics import EvalConfig, evaluate_redirector, markdown_table
+from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
 from engine.model.export import export_onnx, verify_onnx
 from engine.train.checkpoint import load_redirector, ship_checkpoint
 from engine.train.cli import VARIANTS, variant_slug
@@ -99,11 +99,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
-    if device.type == "cuda":
-        # TF32 convolutions and matrix products: about twice as fast, and far below our error budgets.
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    _fast_cuda()
     started = time.monotonic()
     summary: dict[str, Any] = {
         "recipe": to_json_dict(config),
@@ -193,7 +189,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     final_ckpt = Path(first.log_dir) / "last.pt"
     if config.final_seconds > 0:
         final_dir = out / "final"
-        result = _continue_job(final_ckpt, final_dir, config.final_seconds, config.eval_pairs, device)
+        result = _continue_job(final_ckpt, final_dir, config.final_seconds, config.eval_pairs)
         summary["final"] = result
         final_ckpt = final_dir / "last.pt"
     shipped = ship_checkpoint(final_ckpt, ship / "redirector.pt")
@@ -213,8 +209,6 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
 
 def _table(ablation: dict[str, list[dict[str, Any]]]) -> str:
     """The ablation's markdown table (mean ± std over seeds)."""
-    from engine.eval.metrics import RedirectionMetrics
-
     rows = {name: [RedirectionMetrics(**r["metrics"]) for r in runs] for name, runs in ablation.items()}
     return markdown_table(rows)
 
@@ -284,10 +278,7 @@ def _redirector_job(config: TrainConfig, eval_pairs: int, threads: int) -> dict[
     trainer = Trainer(config, progress=False)
     summary = trainer.run()
     seconds = time.monotonic() - t0
-    if config.judge_checkpoint is None:
-        raise ValueError("the recipe's runs need a judge")
-    judge = load_estimator(config.judge_checkpoint, trainer.device)
-    metrics = evaluate_redirector(trainer.model, judge, config.synth, EvalConfig(pairs=eval_pairs))
+    metrics = _score(trainer, eval_pairs)
     return {
         "variant": config.variant,
         "seed": config.seed,
@@ -300,19 +291,13 @@ def _redirector_job(config: TrainConfig, eval_pairs: int, threads: int) -> dict[
     }
 
 
-def _continue_job(
-    checkpoint: Path, out_dir: Path, seconds: float, eval_pairs: int, device: torch.device
-) -> dict[str, Any]:
+def _continue_job(checkpoint: Path, out_dir: Path, seconds: float, eval_pairs: int) -> dict[str, Any]:
     """Continue a run in this process (it has the device to itself now) and score it."""
     t0 = time.monotonic()
     trainer = Trainer.from_checkpoint(checkpoint, progress=False, log_dir=str(out_dir), max_seconds=seconds)
     start_step = trainer.step
     summary = trainer.run()
-    judge_path = trainer.config.judge_checkpoint
-    if judge_path is None:
-        raise ValueError("the recipe's runs need a judge")
-    judge = load_estimator(judge_path, device)
-    metrics = evaluate_redirector(trainer.model, judge, trainer.config.synth, EvalConfig(pairs=eval_pairs))
+    metrics = _score(trainer, eval_pairs)
     return {
         "from_step": start_step,
         "steps": summary.step,
@@ -322,7 +307,17 @@ def _continue_job(
     }
 
 
+def _score(trainer: Trainer, eval_pairs: int) -> RedirectionMetrics:
+    """The trained model of ``trainer`` scored by its run's judge on held-out test pairs."""
+    judge_path = trainer.config.judge_checkpoint
+    if judge_path is None:
+        raise ValueError("the recipe's runs need a judge")
+    judge = load_estimator(judge_path, trainer.device)
+    return evaluate_redirector(trainer.model, judge, trainer.config.synth, EvalConfig(pairs=eval_pairs))
+
+
 def _fast_cuda() -> None:
+    """TF32 convolutions and matrix products, cuDNN autotuning: about twice as fast, far below our error budgets."""
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
