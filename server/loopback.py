@@ -13,7 +13,7 @@ import fractions
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -21,6 +21,9 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamT
 from aiortc.rtcdatachannel import RTCDataChannel
 from av import VideoFrame
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from engine.runtime.samples import SampleName
 
 Uint8Array = NDArray[np.uint8]
 
@@ -30,15 +33,6 @@ _CLOCK = 90_000
 _TIME_BASE = fractions.Fraction(1, _CLOCK)
 
 
-def stamp(frame: Uint8Array, index: int) -> Uint8Array:
-    """A copy of RGB ``frame`` with ``index`` (mod 2^16) as black/white cells along the top-left edge."""
-    out = frame.copy()
-    c = BARCODE_CELL
-    for bit in range(BARCODE_BITS):
-        out[0:c, bit * c : (bit + 1) * c] = 255 if (index >> bit) & 1 else 0
-    return out
-
-
 def to_i420(rgb: Uint8Array) -> Uint8Array:
     """RGB as the encoder's 4:2:0 planes (``H * 3 / 2`` x ``W``), converted the way PyAV converts."""
     frame = VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
@@ -46,9 +40,9 @@ def to_i420(rgb: Uint8Array) -> Uint8Array:
 
 
 def stamp_i420(planes: Uint8Array, index: int, width: int, height: int) -> Uint8Array:
-    """:func:`stamp` on 4:2:0 planes: the cells black (Y 16) or white (Y 235) with neutral chroma. Stamping the
-    planes the encoder takes saves two whole-frame colour conversions per frame (about 3 ms at 640 x 480), which
-    would otherwise count against the service in a loopback benchmark."""
+    """``index`` (mod 2^16) as black (Y 16) or white (Y 235) cells with neutral chroma along the top-left edge of a
+    copy of 4:2:0 ``planes``. Stamping the planes the encoder takes saves two whole-frame colour conversions per
+    frame, which would otherwise count against the service in a loopback benchmark."""
     out = planes.copy()
     c = BARCODE_CELL
     luma = out[:height]
@@ -64,7 +58,7 @@ def stamp_i420(planes: Uint8Array, index: int, width: int, height: int) -> Uint8
 
 
 def read_stamp(frame: Uint8Array) -> int:
-    """The index :func:`stamp` wrote (read from the centre of each cell)."""
+    """The index :func:`stamp_i420` wrote (read from the centre of each cell)."""
     c = BARCODE_CELL
     y = c // 2
     value = 0
@@ -75,11 +69,11 @@ def read_stamp(frame: Uint8Array) -> int:
     return value
 
 
-def face_frames(width: int, height: int, count: int = 60, name: str = "astronaut") -> list[Uint8Array]:
+def face_frames(width: int, height: int, count: int = 60, name: SampleName = "astronaut") -> list[Uint8Array]:
     """``count`` frames of the package photo ``name`` moving slightly (a loop the source plays over and over)."""
-    from engine.runtime.samples import animate, fit_to_frame, sample_face
+    from engine.runtime.samples import animate, fit_to_frame, sample_face  # heavy: only when frames are made
 
-    still = fit_to_frame(sample_face("astronaut" if name == "astronaut" else "grace_hopper"), width, height)
+    still = fit_to_frame(sample_face(name), width, height)
     return [animate(still, i) for i in range(count)]
 
 

@@ -75,8 +75,6 @@ class BatchScheduler:
         self._preparing = 0  # frames in prepare right now: they will want the network in a moment
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.calls = 0  # network calls made (tests and the benchmark read it)
-        self.strips = 0  # strips sent through them
 
     def start(self) -> None:
         """Start the batching loop on the running event loop."""
@@ -194,8 +192,6 @@ class BatchScheduler:
             parts = [None] * len(jobs)
         # Every frame of the batch waited for the whole call: that is its network time.
         net_ms = (time.perf_counter() - start) * 1000.0
-        self.calls += 1
-        self.strips += int(strips.shape[0])
         self.metrics.batch_size.observe(int(strips.shape[0]))
         for job, part in zip(jobs, parts, strict=True):
             if not job.done.done():  # a session closed mid-call cancels its wait

@@ -159,8 +159,12 @@ class Session:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as err:  # aiortc raises ValueError, KeyError, IndexError... on a bad SDP
             raise OfferError(f"malformed SDP offer: {type(err).__name__}: {err}") from err
-        if not any(t.kind == "video" for t in self.pc.getTransceivers()):
+        videos = sum(t.kind == "video" for t in self.pc.getTransceivers())
+        if videos == 0:
             raise OfferError("the offer has no video track to correct")
+        if videos > 1:
+            # One corrector per session, and a corrector tracks one stream: open one session per camera.
+            raise OfferError(f"the offer has {videos} video tracks; a session corrects one (open one per camera)")
         try:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as err:  # e.g. no codec in common

@@ -54,7 +54,7 @@ def patch_regions(like: VideoFrame, rgb: Uint8Array, boxes: list[Box]) -> VideoF
 
     The corrector changes nothing outside the eye boxes it reports, so converting just those back to YUV keeps
     every other pixel exactly as decoded (no colour round trip) and costs a fraction of converting the whole
-    frame (about 3 ms at 640 x 480 here, twice: ours and the encoder's). Frames that are not 4:2:0 with even
+    frame (which would happen twice: ours and the encoder's). Frames that are not 4:2:0 with even
     sizes take the whole-frame path.
     """
     width, height = like.width, like.height

@@ -8,13 +8,14 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 
-def make_offer(video: bool = True, audio: bool = False, data: bool = True) -> str:
-    """An SDP offer with the requested parts (the peer connection is closed again at once)."""
+def make_offer(video: int = 1, audio: bool = False, data: bool = True) -> str:
+    """An SDP offer with ``video`` video tracks and the other requested parts (the peer connection is closed again
+    at once)."""
 
     async def offer() -> str:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         try:
-            if video:
+            for _ in range(video):
                 pc.addTrack(VideoStreamTrack())
             if audio:
                 pc.addTrack(AudioStreamTrack())

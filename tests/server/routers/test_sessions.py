@@ -94,7 +94,8 @@ def test_unknown_session_is_404(client: TestClient) -> None:
     [
         ("not an sdp", "no video"),
         ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", "SDP"),
-        (make_offer(video=False, audio=True), "no video"),
+        (make_offer(video=0, audio=True), "no video"),
+        (make_offer(video=2), "2 video tracks"),
     ],
 )
 def test_bad_offers_are_400(client: TestClient, sdp: str, message: str) -> None:
