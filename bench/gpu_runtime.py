@@ -226,9 +226,10 @@ def bench_frame_path(model: Redirector, device: torch.device, iters: int, warmup
         crop = frame[y0:y1, x0:x1]
         crop_t = frame_to_tensor(crop, device)
         strip = cut_strip_torch(crop_t, to_strip).unsqueeze(0)
-        _, flow, residual, net_mask, _, _ = backend.run_tensors(strip, target_t, strength_t)
+        _, flow, _, _, _, _ = backend.run_tensors(strip, target_t, strength_t)
         out_t = crop_t.clone()
-        boxes = paste_face_torch(out_t, crop_t, to_strip, flow[0], residual[0] * net_mask[0], 1.0, regions, mask)
+        # The warp alone, like the host path (the corrector's default, Settings.residual_gain = 0).
+        boxes = paste_face_torch(out_t, crop_t, to_strip, flow[0], None, 1.0, regions, mask)
         result = frame.copy()
         result[y0:y1, x0:x1] = boxes_to_host(out_t, crop, boxes)
         return result

@@ -92,7 +92,7 @@ def paste_face_torch(
     frame: Tensor,
     homography: Float64Array,
     flow: Tensor,
-    residual: Tensor,
+    residual: Tensor | None,
     opacity: float,
     regions: EyeRegions,
     mask: Tensor,
@@ -100,9 +100,9 @@ def paste_face_torch(
     """Write one face's corrected eyes into ``out`` (``1 x 3 x H x W`` float32, a copy of ``frame``), as
     :func:`engine.runtime.paste.paste_face` does on the CPU; return the frame boxes written.
 
-    ``flow`` ``2 x h x w`` and ``residual`` ``3 x h x w`` (already times the network's mask) are the network's
-    outputs on the device; ``mask`` is ``regions.mask`` as a ``1 x 1 x h x w`` tensor on the device (made once).
-    Values in ``out`` are rounded to integers, as the uint8 CPU path stores them.
+    ``flow`` ``2 x h x w`` and ``residual`` ``3 x h x w`` (already times the network's mask, or None for the warp
+    alone) are the network's outputs on the device; ``mask`` is ``regions.mask`` as a ``1 x 1 x h x w`` tensor on
+    the device (made once). Values in ``out`` are rounded to integers, as the uint8 CPU path stores them.
     """
     if opacity <= 0.0:
         return []
@@ -112,7 +112,9 @@ def paste_face_torch(
     h64 = np.asarray(homography, dtype=np.float64)
     h = torch.as_tensor(h64, dtype=torch.float32, device=device)
     inverse = torch.as_tensor(invert_homography(h64), dtype=torch.float32, device=device)
-    planes = torch.cat((mask.reshape(1, sh, sw), flow, residual), dim=0).unsqueeze(0)  # -> 1 x 6 x h x w
+    # -> 1 x 6 x h x w (1 x 3 without a residual: the warp alone, as the CPU paste does for None)
+    parts = [mask.reshape(1, sh, sw), flow] + ([] if residual is None else [residual])
+    planes = torch.cat(parts, dim=0).unsqueeze(0)
     written: list[Box] = []
     for box in eye_boxes_in_frame(h64, regions, (height, width)):
         x0, y0, x1, y1 = box
@@ -127,7 +129,7 @@ def paste_face_torch(
         bx, by = _apply(inverse, u, v)
         grid = _grid(gx + (sx - bx), gy + (sy - by), width, height)
         warped = F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        corrected = warped + sampled[:, 3:6] * 255.0
+        corrected = warped if residual is None else warped + sampled[:, 3:6] * 255.0
         original = frame[:, :, y0:y1, x0:x1]
         blended = torch.round(original + alpha * (corrected - original)).clamp(0.0, 255.0)
         out[:, :, y0:y1, x0:x1] = torch.where(alpha > 0.0, blended, original)
