@@ -12,13 +12,20 @@ from engine.runtime.backends.base import Backend, Float32Array, NetOutputs
 
 
 class FakeBackend(Backend):
-    """Returns a constant flow (strip pixels), zero residual and a fixed gaze estimate; records batch sizes."""
+    """Returns a constant flow (strip pixels), a constant residual (zero by default) under a mask of 0.5, and a
+    fixed gaze estimate; records batch sizes."""
 
     name = "fake"
 
-    def __init__(self, flow_xy: tuple[float, float] = (0.0, 0.0), gaze_deg: tuple[float, float] = (0.0, 0.0)) -> None:
+    def __init__(
+        self,
+        flow_xy: tuple[float, float] = (0.0, 0.0),
+        gaze_deg: tuple[float, float] = (0.0, 0.0),
+        residual: float = 0.0,
+    ) -> None:
         super().__init__()
         self.flow_xy = flow_xy
+        self.residual = residual
         self.gaze_deg = gaze_deg
         self.batches: list[int] = []
         self.strengths: list[list[float]] = []
@@ -34,7 +41,7 @@ class FakeBackend(Backend):
         return NetOutputs(
             strip_out=strips.copy(),
             flow=flow,
-            residual=np.zeros((b, 3, h, w), np.float32),
+            residual=np.full((b, 3, h, w), self.residual, np.float32),
             mask=np.full((b, 1, h, w), 0.5, np.float32),
             gaze_estimate=gaze.astype(np.float32),
             head_estimate=np.zeros((b, 2), np.float32),

@@ -55,6 +55,21 @@ def test_zero_flow_and_residual_reproduce_the_frame_bit_for_bit(grace_hopper: Fr
     assert np.array_equal(out, grace_hopper)
 
 
+def test_residual_gain_scales_the_pasted_residual_inside_the_eye_boxes(grace_hopper: Frame) -> None:
+    backend = FakeBackend(residual=0.2)  # zero flow: only the residual (x the mask of 0.5) can change pixels
+    with Corrector(backend, video=False) as corrector:
+        untouched, _ = corrector.process(grace_hopper, Settings())  # default gain 0: the warp alone
+        lifted, telemetry = corrector.process(grace_hopper, Settings(residual_gain=1.0))
+    assert np.array_equal(untouched, grace_hopper)
+    boxes = telemetry.faces[0].eye_boxes
+    outside = outside_boxes(grace_hopper.shape[:2], boxes)
+    assert np.array_equal(lifted[outside], grace_hopper[outside])
+    lift = lifted.astype(int) - grace_hopper
+    assert lift.min() >= 0
+    # The strongest lift, where the feathered eye mask is 1, is residual x network mask x 255 (unless clipped).
+    assert abs(int(lift.max()) - round(0.2 * 0.5 * 255)) <= 1
+
+
 def test_no_face_returns_the_input_itself() -> None:
     blank = np.full((240, 320, 3), 90, np.uint8)
     backend = FakeBackend(flow_xy=(2.0, 2.0))
