@@ -333,6 +333,8 @@ class Trainer:
         over = time.monotonic() >= deadline
         if not self.dist.enabled:
             return over
+        if self.step % self.config.log_every:
+            return False  # under DDP only at log steps: each ask is a broadcast and a host sync
         flag = torch.tensor(float(over), device=self.device)
         dist.broadcast(flag, src=0)
         return bool(flag.item())

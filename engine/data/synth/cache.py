@@ -75,7 +75,7 @@ def write_cache(sampler: SynthSampler, path: Path, pairs: int, progress: bool = 
 
 
 class CachedPairs:
-    """Random pair batches from a cache, held in memory as uint8 (about 100 KB a pair at 64 x 256).
+    """Random pair batches from a cache, held in memory as uint8 (128 KiB a pair at 64 x 256: 2 strips, 2 masks).
 
     Deterministic for a seed: batch ``k`` draws its rows with a generator seeded by (seed, k).
     """
