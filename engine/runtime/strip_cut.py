@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from engine.data.face_to_strip import warp_to_strip
 from engine.runtime.pose import HeadPose
 from engine.strip import DEFAULT_STRIP, StripGeometry, strip_homography
 
@@ -116,26 +116,9 @@ def cut_strip(frame: Uint8Array, homography: Float64Array, geometry: StripGeomet
         # Nothing of the frame is visible: the replicated border of the whole frame is all there is.
         box = (0, 0, frame.shape[1], frame.shape[0])
     x0, y0, x1, y1 = box
-    crop = frame[y0:y1, x0:x1]
     to_frame = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
-    h = np.asarray(homography, dtype=np.float64) @ to_frame
-    shrink = 1.0 / frame_pixels_per_strip_pixel(homography, geometry)
-    if shrink < 1.0:
-        ch, cw = crop.shape[:2]
-        nw, nh = max(1, round(cw * shrink)), max(1, round(ch * shrink))
-        crop = np.asarray(cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
-        sx, sy = nw / cw, nh / ch
-        # cv2.resize maps pixel centres as x_small = (x + 0.5) * s - 0.5; this is its inverse.
-        to_crop = np.array([[1.0 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1.0 / sy, 0.5 / sy - 0.5], [0.0, 0.0, 1.0]])
-        h = h @ to_crop
-    strip = cv2.warpPerspective(
-        np.ascontiguousarray(crop),
-        h,
-        (geometry.width, geometry.height),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    return np.asarray(strip, dtype=np.uint8)
+    # The same warp (area shrink, bilinear, replicated border) that cuts strips out of dataset faces.
+    return warp_to_strip(frame[y0:y1, x0:x1], np.asarray(homography, dtype=np.float64) @ to_frame, geometry)
 
 
 def strip_to_chw(strip: Uint8Array, out: NDArray[np.float32]) -> None:
