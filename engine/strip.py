@@ -272,3 +272,55 @@ def strip_homography(
     k_strip[1, 2] -= 0.5
     homography: Tensor = k_strip @ scale @ rot @ torch.linalg.inv(camera_matrix.to(rot.dtype))
     return homography
+
+
+# --- homographies in numpy (per-frame paths: no BLAS or LAPACK, whose thread pools spin) --------------------
+
+
+def apply_homography(homography: npt.NDArray[np.float64], points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Map points ``[n, 2]`` (x, y) through a ``3 x 3`` homography."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    h = np.asarray(homography, dtype=np.float64)
+    x, y = pts[:, 0], pts[:, 1]
+    # Element-wise rather than a matrix product: an N x 3 @ 3 x 3 product goes through BLAS, whose thread pool
+    # costs more than the arithmetic for the few thousand points of an eye box.
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    out: npt.NDArray[np.float64] = np.empty_like(pts)
+    out[:, 0] = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+    out[:, 1] = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    return out
+
+
+def invert_homography(homography: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Inverse of a ``3 x 3`` homography by its adjugate (scale is irrelevant for a homography).
+
+    Written out because :func:`numpy.linalg.inv` goes through LAPACK, whose thread pool makes a 3 x 3 inverse
+    cost up to a millisecond on a busy CPU, several times per face and frame.
+    """
+    h = np.asarray(homography, dtype=np.float64)
+    if h.shape != (3, 3):
+        raise ValueError(f"homography must be 3 x 3, got {h.shape}")
+    adjugate = np.array(
+        [
+            [
+                h[1, 1] * h[2, 2] - h[1, 2] * h[2, 1],
+                h[0, 2] * h[2, 1] - h[0, 1] * h[2, 2],
+                h[0, 1] * h[1, 2] - h[0, 2] * h[1, 1],
+            ],
+            [
+                h[1, 2] * h[2, 0] - h[1, 0] * h[2, 2],
+                h[0, 0] * h[2, 2] - h[0, 2] * h[2, 0],
+                h[0, 2] * h[1, 0] - h[0, 0] * h[1, 2],
+            ],
+            [
+                h[1, 0] * h[2, 1] - h[1, 1] * h[2, 0],
+                h[0, 1] * h[2, 0] - h[0, 0] * h[2, 1],
+                h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0],
+            ],
+        ]
+    )
+    det = float(h[0] @ adjugate[:, 0])
+    if not np.isfinite(det) or abs(det) < 1e-300:
+        raise ValueError("homography is singular")
+    inverse: npt.NDArray[np.float64] = adjugate / det
+    return inverse

@@ -34,6 +34,8 @@ from engine.strip import (
     DEFAULT_STRIP,
     EyeModel,
     StripGeometry,
+    apply_homography,
+    invert_homography,
     normalising_rotation,
     pitch_yaw_from_rotation,
     pitch_yaw_to_vector,
@@ -209,7 +211,7 @@ def warp_to_strip(
     if h.shape != (3, 3):
         raise ValueError(f"homography must be 3 x 3, got {h.shape}")
     src = face
-    shrink = 1.0 / _face_pixels_per_strip_pixel(h, geometry)
+    shrink = 1.0 / pixels_per_strip_pixel(h, geometry)
     if shrink < 1.0:
         src, h = _shrink_face(face, h, shrink)
     out = cv2.warpPerspective(
@@ -223,14 +225,17 @@ def warp_to_strip(
     return np.asarray(out, dtype=np.uint8).reshape(geometry.height, geometry.width, face.shape[2])
 
 
-def _face_pixels_per_strip_pixel(homography: Float64Array, geometry: StripGeometry) -> float:
-    """Linear sampling step in the face at the strip's centre (sqrt of the inverse map's Jacobian)."""
-    inv = np.linalg.inv(homography)
+def pixels_per_strip_pixel(homography: Float64Array, geometry: StripGeometry = DEFAULT_STRIP) -> float:
+    """Linear sampling step of the source image (face or frame) at the strip's centre: the square root of the
+    Jacobian of the strip -> source map.
+
+    Element-wise (no ``np.linalg``): this runs per frame in the runtime's strip cut, where a LAPACK call leaves its
+    thread pool spinning on the cores MediaPipe and the network need.
+    """
     cx, cy = geometry.width / 2.0 - 0.5, geometry.height / 2.0 - 0.5
-    pts = np.array([[cx, cy, 1.0], [cx + 1.0, cy, 1.0], [cx, cy + 1.0, 1.0]]) @ inv.T
-    xy = pts[:, :2] / pts[:, 2:3]
-    jac = np.stack((xy[1] - xy[0], xy[2] - xy[0]), axis=1)
-    return math.sqrt(abs(float(np.linalg.det(jac))))
+    xy = apply_homography(invert_homography(homography), np.array([[cx, cy], [cx + 1.0, cy], [cx, cy + 1.0]]))
+    (ax, ay), (bx, by) = xy[1] - xy[0], xy[2] - xy[0]
+    return math.sqrt(abs(float(ax * by - ay * bx)))
 
 
 def _shrink_face(face: Uint8Array, homography: Float64Array, scale: float) -> tuple[Uint8Array, Float64Array]:

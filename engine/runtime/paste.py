@@ -18,8 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.data.face_to_strip import eye_region_mask
-from engine.runtime.strip_cut import apply_homography, clipped_box, invert_homography
-from engine.strip import DEFAULT_EYE_MODEL, DEFAULT_STRIP, EyeModel, StripGeometry
+from engine.runtime.strip_cut import clipped_box
+from engine.strip import DEFAULT_EYE_MODEL, DEFAULT_STRIP, EyeModel, StripGeometry, apply_homography, invert_homography
 
 Float32Array = NDArray[np.float32]
 Float64Array = NDArray[np.float64]

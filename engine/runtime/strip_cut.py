@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from engine.data.face_to_strip import warp_to_strip
 from engine.runtime.pose import HeadPose
-from engine.strip import DEFAULT_STRIP, StripGeometry, strip_homography
+from engine.strip import DEFAULT_STRIP, StripGeometry, apply_homography, invert_homography, strip_homography
 
 Float64Array = NDArray[np.float64]
 Uint8Array = NDArray[np.uint8]
@@ -32,55 +32,6 @@ def frame_to_strip_homography(
     return np.asarray(h.numpy(), dtype=np.float64)
 
 
-def apply_homography(homography: Float64Array, points: Float64Array) -> Float64Array:
-    """Map points ``[n, 2]`` (x, y) through a ``3 x 3`` homography."""
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    h = np.asarray(homography, dtype=np.float64)
-    x, y = pts[:, 0], pts[:, 1]
-    # Element-wise rather than a matrix product: an N x 3 @ 3 x 3 product goes through BLAS, whose thread pool
-    # costs more than the arithmetic for the few thousand points of an eye box.
-    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
-    out: Float64Array = np.empty_like(pts)
-    out[:, 0] = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
-    out[:, 1] = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
-    return out
-
-
-def invert_homography(homography: Float64Array) -> Float64Array:
-    """Inverse of a ``3 x 3`` homography by its adjugate (scale is irrelevant for a homography).
-
-    Written out because :func:`numpy.linalg.inv` goes through LAPACK, whose thread pool makes a 3 x 3 inverse
-    cost up to a millisecond on a busy CPU, several times per face and frame.
-    """
-    h = np.asarray(homography, dtype=np.float64)
-    if h.shape != (3, 3):
-        raise ValueError(f"homography must be 3 x 3, got {h.shape}")
-    adjugate = np.array(
-        [
-            [
-                h[1, 1] * h[2, 2] - h[1, 2] * h[2, 1],
-                h[0, 2] * h[2, 1] - h[0, 1] * h[2, 2],
-                h[0, 1] * h[1, 2] - h[0, 2] * h[1, 1],
-            ],
-            [
-                h[1, 2] * h[2, 0] - h[1, 0] * h[2, 2],
-                h[0, 0] * h[2, 2] - h[0, 2] * h[2, 0],
-                h[0, 2] * h[1, 0] - h[0, 0] * h[1, 2],
-            ],
-            [
-                h[1, 0] * h[2, 1] - h[1, 1] * h[2, 0],
-                h[0, 1] * h[2, 0] - h[0, 0] * h[2, 1],
-                h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0],
-            ],
-        ]
-    )
-    det = float(h[0] @ adjugate[:, 0])
-    if not np.isfinite(det) or abs(det) < 1e-300:
-        raise ValueError("homography is singular")
-    inverse: Float64Array = adjugate / det
-    return inverse
-
-
 def strip_footprint(
     homography: Float64Array, frame_size: tuple[int, int], geometry: StripGeometry = DEFAULT_STRIP
 ) -> tuple[int, int, int, int] | None:
@@ -91,14 +42,6 @@ def strip_footprint(
     w, h = geometry.width, geometry.height
     corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
     return clipped_box(apply_homography(invert_homography(homography), corners), frame_size, _CROP_MARGIN_PX)
-
-
-def frame_pixels_per_strip_pixel(homography: Float64Array, geometry: StripGeometry = DEFAULT_STRIP) -> float:
-    """Linear scale of the strip in the frame at the strip's centre (sqrt of the inverse map's Jacobian)."""
-    cx, cy = geometry.width / 2.0 - 0.5, geometry.height / 2.0 - 0.5
-    xy = apply_homography(invert_homography(homography), np.array([[cx, cy], [cx + 1.0, cy], [cx, cy + 1.0]]))
-    (ax, ay), (bx, by) = xy[1] - xy[0], xy[2] - xy[0]
-    return math.sqrt(abs(float(ax * by - ay * bx)))
 
 
 def cut_strip(frame: Uint8Array, homography: Float64Array, geometry: StripGeometry = DEFAULT_STRIP) -> Uint8Array:

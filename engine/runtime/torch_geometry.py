@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor
 
+from engine.data.face_to_strip import pixels_per_strip_pixel
 from engine.runtime.paste import EyeRegions, eye_boxes_in_frame
-from engine.runtime.strip_cut import frame_pixels_per_strip_pixel, invert_homography, strip_footprint
-from engine.strip import DEFAULT_STRIP, StripGeometry
+from engine.runtime.strip_cut import strip_footprint
+from engine.strip import DEFAULT_STRIP, StripGeometry, invert_homography
 
 Float64Array = NDArray[np.float64]
 Box = tuple[int, int, int, int]
@@ -69,7 +70,7 @@ def cut_strip_torch(frame: Tensor, homography: Float64Array, geometry: StripGeom
     crop = frame[:, :, y0:y1, x0:x1]
     to_frame = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
     h = np.asarray(homography, dtype=np.float64) @ to_frame
-    shrink = 1.0 / frame_pixels_per_strip_pixel(homography, geometry)
+    shrink = 1.0 / pixels_per_strip_pixel(homography, geometry)
     if shrink < 1.0:
         ch, cw = crop.shape[2:]
         nw, nh = max(1, round(cw * shrink)), max(1, round(ch * shrink))

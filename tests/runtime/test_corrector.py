@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from engine.data.face_to_strip import pixels_per_strip_pixel
 from engine.runtime.backends.base import NetOutputs
 from engine.runtime.corrector import Corrector, batch_inputs
 from engine.runtime.face import IRIS_CENTRES, FaceTracker
 from engine.runtime.settings import Mode, Settings
-from engine.runtime.strip_cut import frame_pixels_per_strip_pixel
 from tests.runtime.fakes import FakeBackend, outside_boxes
 
 Frame = NDArray[np.uint8]
@@ -221,7 +221,7 @@ def test_the_warp_field_moves_the_eyes_by_its_size_in_the_frame(
         before = tracker.detect(frame)[0].points[list(IRIS_CENTRES)]
         with Corrector(FakeBackend(flow_xy=flow), video=False) as corrector:
             prepared = corrector.prepare(frame, Settings())
-            scale = frame_pixels_per_strip_pixel(prepared._faces[0].homography)
+            scale = pixels_per_strip_pixel(prepared._faces[0].homography)
             outputs = corrector.backend.run(prepared.strips, prepared.targets, prepared.strengths)
             out, _ = corrector.finish(prepared, outputs)
         moved = (tracker.detect(out)[0].points[list(IRIS_CENTRES)] - before).mean(axis=0)

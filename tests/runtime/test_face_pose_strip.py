@@ -12,14 +12,8 @@ from skimage import data
 
 from engine.runtime.face import EYE_CORNERS, IRIS_CENTRES, NUM_LANDMARKS, FaceTracker
 from engine.runtime.pose import PoseEstimator, camera_matrix
-from engine.runtime.strip_cut import (
-    apply_homography,
-    cut_strip,
-    frame_to_strip_homography,
-    invert_homography,
-    strips_to_batch,
-)
-from engine.strip import DEFAULT_EYE_MODEL, DEFAULT_STRIP
+from engine.runtime.strip_cut import cut_strip, frame_to_strip_homography, strips_to_batch
+from engine.strip import DEFAULT_EYE_MODEL, DEFAULT_STRIP, apply_homography, invert_homography
 
 
 @pytest.fixture(scope="module")
