@@ -243,21 +243,25 @@ def test_telemetry_streams_over_sse_and_websocket(live_server: LiveServer) -> No
 def test_backend_failure_fails_open_logs_once_and_degrades(
     live_server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def scenario() -> list[Received]:
+    async def scenario() -> tuple[LoopbackClient, list[Received]]:
         client = LoopbackClient(live_server.url, source(), settings=FULL_NOW)
         await client.connect()
         try:
             await client.frames(10)
+            boxes[:] = eye_boxes(client)  # where the (now failing) network was correcting
             live_server.backend.fail = True
             frames = await after(client, client.source.index, 15)
         finally:
             live_server.backend.fail = False
             await client.close()
-        return frames
+        return client, frames
 
+    boxes: list[tuple[int, int, int, int]] = []
     with caplog.at_level(logging.ERROR, logger="server"):
-        frames = run(scenario)
+        client, frames = run(scenario)
     assert len(frames) == 15  # the call went on
+    eyes = [region_diffs(client, f, boxes)[0] for f in frames]
+    assert max(eyes) < CODEC_NOISE, eyes  # ...with the camera's own frames: uncorrected, not frozen or garbled
     logged = [r for r in caplog.records if "net failed" in r.getMessage()]
     assert len(logged) == 1, [r.getMessage() for r in logged]
     ready = httpx.get(live_server.url + "/readyz").json()
