@@ -381,7 +381,8 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
         save_estimator(model, out, extra)
 
     model.train()
-    losses: list[float] = []
+    # Detached GPU scalars, read once at the end: a float() per step would wait for the GPU every step.
+    losses: list[Tensor] = []
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"estimator {config.estimator.arch}")
     deadline = None if config.max_seconds is None else time.monotonic() + config.max_seconds
     while step < config.steps:
@@ -392,11 +393,12 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
         optimiser.step()
         scheduler.step()
         step += 1
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            logger.debug("estimator step %d loss %.5f", step, losses[-1])
+            last = float(losses[-1])
+            bar.set_postfix(loss=f"{last:.4f}")
+            logger.debug("estimator step %d loss %.5f", step, last)
         out_of_time = deadline is not None and time.monotonic() >= deadline
         if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             checkpoint(step)
@@ -411,4 +413,5 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
         "estimator %s validation error: gaze %.2f deg, head %.2f deg", config.estimator.arch, val_gaze, val_head
     )
     freeze(model)
-    return EstimatorTrainResult(model, losses, val_gaze, val_head, out)
+    values = [float(v) for v in torch.stack(losses).tolist()] if losses else []
+    return EstimatorTrainResult(model, values, val_gaze, val_head, out)
