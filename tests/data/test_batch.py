@@ -1,0 +1,39 @@
+"""The batch types refuse what would silently corrupt training: wrong shapes, pairs of different subjects."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.data.batch import PairBatch, StripBatch
+
+
+def _strips(subjects: list[int], size: int = 8) -> StripBatch:
+    b = len(subjects)
+    return StripBatch(
+        image=torch.zeros(b, 3, size, size),
+        gaze=torch.zeros(b, 2),
+        head=torch.zeros(b, 2),
+        openness=torch.ones(b),
+        closed=torch.zeros(b, dtype=torch.bool),
+        subject=torch.tensor(subjects),
+        mask=torch.zeros(b, 1, size, size),
+    )
+
+
+def test_a_pair_of_the_same_subjects_is_accepted() -> None:
+    pair = PairBatch(_strips([3, 7]), _strips([3, 7]))
+    assert len(pair.source) == 2
+
+
+def test_a_pair_of_different_subjects_is_refused() -> None:
+    with pytest.raises(ValueError, match="same subject"):
+        PairBatch(_strips([3, 7]), _strips([3, 8]))
+
+
+def test_labels_must_match_the_image_batch() -> None:
+    strips = _strips([1, 2])
+    with pytest.raises(ValueError, match="gaze must have shape"):
+        StripBatch(
+            strips.image, torch.zeros(3, 2), strips.head, strips.openness, strips.closed, strips.subject, strips.mask
+        )
