@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -11,7 +12,7 @@ import torch
 
 from engine.data.synth.sampler import SynthConfig, SynthRenderer
 from engine.data.synth.scene import eye_layout
-from engine.strip import pitch_yaw_to_vector, rotation_from_pitch_yaw
+from engine.strip import DEFAULT_EYE_MODEL, pitch_yaw_to_vector, rotation_from_pitch_yaw
 from tests.data.synth.helpers import plain_subject, render_clean, scene_for
 
 
@@ -118,3 +119,19 @@ def test_head_pose_changes_the_view_not_the_gaze_label(renderer: SynthRenderer) 
     spread = out.pupil_px[:, 1, 0] - out.pupil_px[:, 0, 0]
     assert abs(float(spread[1] / spread[0]) - math.cos(math.radians(20.0))) < 0.03
     assert (strips.image[0] - strips.image[1]).abs().mean() > 0.02
+
+
+def test_eye_layout_of_the_mean_subject_is_the_shared_eye_model(renderer: SynthRenderer) -> None:
+    # The renderer builds each subject's eyes in torch and the runtime fits landmarks to engine.strip.EyeModel;
+    # a drift between the two constructions would show up as a constant gaze offset on real faces.
+    model = DEFAULT_EYE_MODEL
+    app = dataclasses.replace(
+        plain_subject(renderer, 12, 1),
+        ipd=torch.tensor([model.ipd_mm]),
+        eyeball_radius=torch.tensor([model.eyeball_radius_mm]),
+        shell_axes=torch.tensor([model.shell_axes_mm]),
+        nasal_uv=torch.tensor([model.nasal_corner_uv]),
+        temporal_uv=torch.tensor([model.temporal_corner_uv]),
+    )
+    centres = eye_layout(app).centres[0].double().numpy()
+    np.testing.assert_allclose(centres, model.eyeball_centres(), atol=1e-4)
