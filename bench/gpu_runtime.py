@@ -60,11 +60,11 @@ from engine.runtime.torch_geometry import (  # noqa: E402
     paste_face_torch,
 )
 from engine.strip import DEFAULT_STRIP  # noqa: E402
+from engine.weights import DEFAULT_CHECKPOINT, load_default_model  # noqa: E402
 
 FIXTURES = ROOT / "bench" / "fixtures"
 FRAME_PATH = FIXTURES / "astronaut_1280x720.jpg"
 LANDMARKS_PATH = FIXTURES / "astronaut_1280x720_landmarks.npy"
-WEIGHTS = ROOT / "engine" / "weights" / "redirector.pt"
 TARGETS_MS = {"network_batch1": 0.5, "frame_path": 3.0}
 
 
@@ -116,17 +116,10 @@ def _time_wall(fn: Callable[[], object], iters: int, warmup: int, cuda: bool) ->
 
 def load_model() -> tuple[Redirector, str]:
     """The shipped redirector if its checkpoint is here, else an untrained one (same architecture and cost)."""
-    if not WEIGHTS.is_file():
+    try:
+        return load_default_model("cpu"), str(DEFAULT_CHECKPOINT.relative_to(ROOT))
+    except FileNotFoundError:
         return Redirector(RedirectorConfig()).eval(), "untrained (engine/weights/redirector.pt not found)"
-    payload = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
-    # The training checkpoint stores its config as JSON dictionaries; only the model's part is needed here, and
-    # reading it directly avoids importing the training stack (and its dependencies) on the GPU machine.
-    raw = dict(payload["config"]["model"])
-    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    config = RedirectorConfig(**fields)
-    model = Redirector(config)
-    model.load_state_dict(payload["model"])
-    return model.eval(), str(WEIGHTS.relative_to(ROOT))
 
 
 def bench_network(

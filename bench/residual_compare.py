@@ -28,9 +28,8 @@ def main() -> None:
     for gain in (0.0, 0.5, 1.0):
         crops = []
         for yaw in (0.0, 15.0):
-            out, telemetry = Corrector(backend, video=False).process(
-                image, Settings(target_yaw_deg=yaw, residual_gain=gain)
-            )
+            with Corrector(backend, video=False) as corrector:
+                out, telemetry = corrector.process(image, Settings(target_yaw_deg=yaw, residual_gain=gain))
             boxes = telemetry.faces[0].eye_boxes
             x0, y0 = min(b[0] for b in boxes) - 24, min(b[1] for b in boxes) - 16
             x1, y1 = max(b[2] for b in boxes) + 24, max(b[3] for b in boxes) + 16
