@@ -52,10 +52,9 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _validated(settings: dict[str, Any], base: Settings | None = None) -> Settings:
-    merged = settings if base is None else {**base.model_dump(), **settings}
+def _validated(settings: dict[str, Any]) -> Settings:
     try:
-        return Settings.model_validate(merged)
+        return Settings.model_validate(settings)
     except ValidationError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_detail(err)) from None
 
@@ -131,7 +130,10 @@ async def update_session(
     ],
 ) -> SessionInfo:
     """Change some settings; the next frame uses them (and data-channel clients are told)."""
-    session.update_settings(_validated(patch, session.settings).model_dump())
+    try:
+        session.update_settings(patch)  # merges and validates; the settings stay as they were if it raises
+    except ValidationError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_detail(err)) from None
     return _info(session)
 
 
