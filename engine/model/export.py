@@ -34,12 +34,20 @@ class _Exported(nn.Module):
         return tuple(self.model(strip, target_gaze, strength))
 
 
-def _check_geometry(model: Redirector, geometry: StripGeometry) -> None:
+def check_model_geometry(model: Redirector, geometry: StripGeometry) -> None:
+    """Raise if ``model`` was not built for strips of ``geometry``'s size."""
     cfg = model.config
     if (cfg.height, cfg.width) != (geometry.height, geometry.width):
         raise ValueError(
             f"model expects {cfg.height} x {cfg.width} strips but the geometry is {geometry.height} x {geometry.width}"
         )
+
+
+def _cpu_copy(model: Redirector) -> Redirector:
+    """A copy of ``model`` on the CPU in eval mode (the original keeps its device and mode)."""
+    copy = Redirector(model.config)
+    copy.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return copy.eval()
 
 
 def _example_inputs(geometry: StripGeometry, batch: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -58,12 +66,10 @@ def export_onnx(model: Redirector, path: str | Path, geometry: StripGeometry) ->
     :class:`engine.model.redirector.RedirectorOutput`. Uses the dynamo-based exporter (opset 18).
     The model is exported as a copy, so its device and training mode are left as they were.
     """
-    _check_geometry(model, geometry)
+    check_model_geometry(model, geometry)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cpu_model = Redirector(model.config)
-    cpu_model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    wrapper = _Exported(cpu_model).eval()
+    wrapper = _Exported(_cpu_copy(model)).eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
     dynamic_shapes = {"strip": {0: batch}, "target_gaze": {0: batch}, "strength": {0: batch}}
     with torch.no_grad():
@@ -99,15 +105,13 @@ def verify_onnx(
     """
     import onnxruntime as ort  # heavy import, only needed here
 
-    _check_geometry(model, geometry)
+    check_model_geometry(model, geometry)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got_inputs = tuple(i.name for i in session.get_inputs())
     got_outputs = tuple(o.name for o in session.get_outputs())
     if got_inputs != INPUT_NAMES or got_outputs != OUTPUT_NAMES:
         raise OnnxMismatchError(f"unexpected ONNX signature: inputs {got_inputs}, outputs {got_outputs}")
-    cpu_model = Redirector(model.config)
-    cpu_model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    cpu_model.eval()
+    cpu_model = _cpu_copy(model)
     worst = 0.0
     for batch in batch_sizes:
         inputs = _example_inputs(geometry, batch, seed + batch)

@@ -161,15 +161,6 @@ def empty_outputs(geometry: StripGeometry) -> NetOutputs:
     )
 
 
-def check_model_geometry(model: Redirector, geometry: StripGeometry) -> None:
-    """Raise if ``model`` was not built for strips of ``geometry``'s size."""
-    cfg = model.config
-    if (cfg.height, cfg.width) != (geometry.height, geometry.width):
-        raise ValueError(
-            f"model expects {cfg.height} x {cfg.width} strips but the geometry is {geometry.height} x {geometry.width}"
-        )
-
-
 def model_fingerprint(model: Redirector) -> str:
     """A hex digest of the model's config and weights (the key of exported and compiled caches)."""
     digest = hashlib.sha256(repr(model.config).encode())

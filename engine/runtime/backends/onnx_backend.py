@@ -10,13 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.model.export import INPUT_NAMES, OUTPUT_NAMES, export_onnx
+from engine.model.export import INPUT_NAMES, OUTPUT_NAMES, check_model_geometry, export_onnx
 from engine.model.redirector import Redirector
 from engine.runtime.backends.base import (
     Backend,
     Float32Array,
     NetOutputs,
-    check_model_geometry,
     default_cache_dir,
     model_fingerprint,
 )

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from engine.model.export import check_model_geometry
 from engine.model.redirector import Redirector
-from engine.runtime.backends.base import Backend, Float32Array, NetOutputs, check_model_geometry
+from engine.runtime.backends.base import Backend, Float32Array, NetOutputs
 from engine.strip import DEFAULT_STRIP, StripGeometry
 
 logger = logging.getLogger(__name__)
