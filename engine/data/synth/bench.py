@@ -18,6 +18,7 @@ class BenchResult:
 
     source: str  # "renderer" or "cache"
     device: str
+    compiled: bool
     batch_size: int
     batches: int
     strips: int
@@ -35,9 +36,13 @@ def bench(
     batch_size: int = 256,
     batches: int = 5,
     warmup: int = 1,
+    compiled: bool = False,
 ) -> BenchResult:
-    """Render ``warmup`` untimed then ``batches`` timed pair batches and time them (CUDA synchronised)."""
-    sampler = SynthSampler(config, seed=0, batch_size=batch_size, device=device)
+    """Render ``warmup`` untimed then ``batches`` timed pair batches and time them (CUDA synchronised).
+
+    With ``compiled``, the warm-up also pays for ``torch.compile`` (untimed, like any warm-up).
+    """
+    sampler = SynthSampler(config, seed=0, batch_size=batch_size, device=device, compiled=compiled)
     dev = torch.device(device)
     for i in range(warmup):
         sampler.pairs(i)
@@ -49,7 +54,8 @@ def bench(
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - start
-    return BenchResult("renderer", device, batch_size, batches, 2 * batch_size * batches, seconds)
+    used = sampler.renderer.compiled  # False if compiling failed and it fell back to eager
+    return BenchResult("renderer", device, used, batch_size, batches, 2 * batch_size * batches, seconds)
 
 
 def bench_cache(path: Path, device: str, batch_size: int = 256, batches: int = 20) -> BenchResult:
@@ -63,4 +69,4 @@ def bench_cache(path: Path, device: str, batch_size: int = 256, batches: int = 2
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - start
-    return BenchResult("cache", device, batch_size, batches, 2 * batch_size * batches, seconds)
+    return BenchResult("cache", device, False, batch_size, batches, 2 * batch_size * batches, seconds)

@@ -50,6 +50,10 @@ class NoiseBank:
         """Values in [0, 1] of one channel at coordinates (u, v) in texture periods (any shape, same shape out)."""
         if u.shape != v.shape:
             raise ValueError(f"u and v must have the same shape, got {tuple(u.shape)} and {tuple(v.shape)}")
+        if torch.compiler.is_compiling():
+            # inside a compiled renderer: four gathers fuse into the pixel kernel, where grid_sample's
+            # decomposition runs about 7x slower (in eager mode it is the other way round)
+            return self._bilinear(channel, u, v)
         shape = u.shape
         # wrap into one period, then into grid_sample's [-1, 1] over the padded texture
         scale = self.size / (self.size + 1.0)
@@ -59,3 +63,16 @@ class NoiseBank:
         tex = self.textures[:, channel : channel + 1]
         out = F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return out.view(shape)
+
+    def _bilinear(self, channel: int, u: Tensor, v: Tensor) -> Tensor:
+        """The same bilinear read as :meth:`sample` with explicit gathers (texel i covers [i, i + 1) * period/S)."""
+        s = self.size
+        flat = self.textures[0, channel].reshape(-1)  # (S + 1) x (S + 1), wrapped border included
+        x = torch.remainder(u, 1.0) * s
+        y = torch.remainder(v, 1.0) * s
+        x0, y0 = x.floor(), y.floor()
+        fx, fy = x - x0, y - y0
+        i00 = y0.long().clamp(0, s - 1) * (s + 1) + x0.long().clamp(0, s - 1)
+        top = flat[i00] + (flat[i00 + 1] - flat[i00]) * fx
+        bottom = flat[i00 + s + 1] + (flat[i00 + s + 2] - flat[i00 + s + 1]) * fx
+        return top + (bottom - top) * fy

@@ -7,6 +7,7 @@ and on CUDA, and the three subject splits never share a subject.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,8 @@ from engine.data.synth.noise import NoiseBank
 from engine.data.synth.scene import Render, Scene, render_scene
 from engine.data.synth.subject import Appearance, Split, SubjectPool, draw_subjects, hash_uniform
 from engine.strip import DEFAULT_STRIP, StripGeometry
+
+logger = logging.getLogger(__name__)
 
 CLOSED_BELOW = 0.1  # blink values under this are labelled "closed"
 
@@ -175,10 +178,15 @@ class Rendered:
 class SynthRenderer:
     """Renders strips for given subjects, scenes and cameras (the deterministic core of the sampler)."""
 
-    def __init__(self, config: SynthConfig | None = None, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, config: SynthConfig | None = None, device: torch.device | str = "cpu", compiled: bool = False
+    ) -> None:
         self.config = config or SynthConfig()
         self.device = torch.device(device)
         self.noise = NoiseBank(self.config.world_seed, self.config.noise_texture_size, self.device)
+        # torch.compile fuses the per-pixel shading (several times faster; the first batch of a process pays
+        # for the compilation, and it falls back to eager if the compiler is unavailable)
+        self.compiled = compiled
 
     def appearance(self, subject: Tensor) -> Appearance:
         """The appearance of subject ids (1-D int64) in this world."""
@@ -198,6 +206,23 @@ class SynthRenderer:
         Auto-exposure is metered per image, or, with ``exposure_group`` (B int64), on the first image of each
         group and shared by the group: a pair's target is taken with its source's exposure (same camera).
         """
+        if self.compiled:
+            try:
+                return self._render(app, scene, camera, scale, generator, exposure_group)
+            except Exception:  # any compiler failure (no C++ compiler, no Triton): run eagerly
+                logger.warning("torch.compile failed; the renderer runs eagerly (slower)", exc_info=True)
+                self.compiled = False
+        return self._render(app, scene, camera, scale, generator, exposure_group)
+
+    def _render(
+        self,
+        app: Appearance,
+        scene: Scene,
+        camera: CameraParams,
+        scale: float = 1.0,
+        generator: torch.Generator | None = None,
+        exposure_group: Tensor | None = None,
+    ) -> tuple[StripBatch, Render]:
         geo = self.config.geometry
         h = max(8, round(geo.height * scale))
         w = max(8, round(geo.width * scale))
@@ -206,7 +231,7 @@ class SynthRenderer:
         # the flag is process-wide).
         torch.set_flush_denormal(True)
         try:
-            out = render_scene(app, scene, geo, h, w, self.noise)
+            out = render_scene(app, scene, geo, h, w, self.noise, self.compiled)
         finally:
             torch.set_flush_denormal(False)
         gain = _auto_exposure(out.radiance, out.mask)
@@ -245,10 +270,11 @@ class SynthSampler:
         seed: int = 0,
         batch_size: int = 64,
         device: torch.device | str = "cpu",
+        compiled: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.renderer = SynthRenderer(config, device)
+        self.renderer = SynthRenderer(config, device, compiled)
         self.config = self.renderer.config
         self.split = split
         self.seed = seed

@@ -11,7 +11,9 @@ Units: millimetres and radians; colours are linear RGB radiance (the camera mode
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -94,13 +96,57 @@ def _smoothstep(e0: float | Tensor, e1: float | Tensor, x: Tensor) -> Tensor:
     return t * t * (3.0 - 2.0 * t)
 
 
+# Per-pixel vectors and colours are planar, ``3 x B x N`` (component first): every component is a contiguous
+# ``B x N`` plane, which is what lets a compiled kernel vectorise over pixels. Per-image ones are ``3 x B x 1``.
+
+
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    return (a * b).sum(-1)
+    """Dot product of planar vectors (over the leading component axis)."""
+    return (a * b).sum(0)
 
 
 def _normalize(v: Tensor) -> Tensor:
+    """Unit planar vectors."""
+    out: Tensor = v / v.norm(dim=0, keepdim=True).clamp_min(1e-9)
+    return out
+
+
+def _unit_rows(v: Tensor) -> Tensor:
+    """Unit vectors along the last axis (the per-image ``... x 3`` tensors)."""
     out: Tensor = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-9)
     return out
+
+
+def _planar(v: Tensor) -> Tensor:
+    """Per-image vectors or colours ``B x 3`` as planar ``3 x B x 1``."""
+    return v.transpose(0, 1).unsqueeze(-1)
+
+
+def _rgb(like: Tensor, r: float, g: float, b: float) -> Tensor:
+    """A constant vector or colour that broadcasts against the vectors ``like`` (``3 x ...``)."""
+    return like.new_tensor([r, g, b]).view((3,) + (1,) * (like.dim() - 1))
+
+
+def _by_side(pair: Tensor, sidef: Tensor) -> Tensor:
+    """Per-image, per-eye vectors ``B x 2 x 3`` picked per pixel by eye (``sidef`` B x N of 0./1.): ``3 x B x N``."""
+    first, second = _planar(pair[:, 0]), _planar(pair[:, 1])
+    return first + (second - first) * sidef
+
+
+# How per-image values (``B`` or ``B x k``) meet per-pixel ones: broadcast over all pixels (``B x 1`` or
+# ``k x B x 1``), or gathered for a list of pixels whose images are ``rows`` (``M`` or ``k x M``).
+Pick = Callable[[Tensor], Tensor]
+
+
+def _dense(v: Tensor) -> Tensor:
+    return v.unsqueeze(1) if v.dim() == 1 else _planar(v)
+
+
+def _gathered(rows: Tensor) -> Pick:
+    def pick(v: Tensor) -> Tensor:
+        return v[rows] if v.dim() == 1 else v[rows].transpose(0, 1)
+
+    return pick
 
 
 def _surface(x: Tensor, y: Tensor, p: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -165,43 +211,81 @@ def render_scene(
     height: int,
     width: int,
     noise: NoiseBank,
+    compiled: bool = False,
 ) -> Render:
-    """Ray-cast a batch of eye strips at ``height`` x ``width`` (same field of view as ``geometry``)."""
+    """Ray-cast a batch of eye strips at ``height`` x ``width`` (same field of view as ``geometry``).
+
+    ``compiled`` runs the per-pixel work through ``torch.compile``: fused kernels instead of hundreds of passes
+    over memory. The first call in a process compiles (a minute or two on a CPU), later calls reuse the code.
+    """
     b = len(scene)
     if len(app) != b:
         raise ValueError(f"appearance has {len(app)} subjects but the scene has {b} images")
-    device = scene.head.device
-    n = height * width
-    rays = geometry.pixel_rays(height, width).to(device).reshape(n, 3)
+    rays = _pixel_rays(geometry, height, width, scene.head.device)
+    run = _compiled_pixels() if compiled else _render_pixels
+    radiance, mask, pupil_cam, openness = run(app, scene, rays, geometry.distance_mm, noise)
+    return Render(
+        radiance=radiance.view(b, 3, height, width),
+        mask=mask.view(b, 1, height, width),
+        pupil_px=geometry.project(pupil_cam),
+        openness=openness,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _pixel_rays(geometry: StripGeometry, height: int, width: int, device: torch.device) -> Tensor:
+    """The strip camera's unit rays through the pixel centres, ``N x 3`` (cached: every batch reuses them)."""
+    return geometry.pixel_rays(height, width).to(device).reshape(height * width, 3).contiguous()
+
+
+_PixelFn = Callable[[Appearance, Scene, Tensor, float, NoiseBank], tuple[Tensor, Tensor, Tensor, Tensor]]
+_COMPILED: list[_PixelFn] = []
+
+
+def _compiled_pixels() -> _PixelFn:
+    """``_render_pixels`` through ``torch.compile`` with dynamic shapes (made once per process)."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(_render_pixels, dynamic=True))
+    return _COMPILED[0]
+
+
+def _render_pixels(
+    app: Appearance, scene: Scene, rays: Tensor, distance: float, noise: NoiseBank
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Every pixel of every image, densely: no data-dependent shapes, so it compiles into fused kernels.
+
+    Returns radiance ``B x 3 x N``, visible eyeball ``B x N``, pupil centres in the camera frame ``B x 2 x 3``
+    and lid openness ``B``.
+    """
+    b = len(scene)
     rot = rotation_from_pitch_yaw(scene.head)  # B x 3 x 3, head frame -> camera frame
-    centre = torch.tensor([0.0, 0.0, geometry.distance_mm], device=device)
+    centre = scene.head.new_tensor([0.0, 0.0, distance])
     # head-frame ray origins and directions: o = R^T (0 - M), d = R^T d_cam
-    origin = -(rot.transpose(1, 2) @ centre).unsqueeze(1).expand(b, n, 3).contiguous()  # B x N x 3
-    direc = torch.einsum("nk,bkj->bnj", rays, rot).contiguous()  # B x N x 3
-    light = _normalize(torch.einsum("bk,bkj->bj", scene.light_dir, rot)).unsqueeze(1)  # B x 1 x 3 (head)
+    origin = _planar(-(rot.transpose(1, 2) @ centre))  # -> 3 x B x 1
+    direc = torch.einsum("nk,bkj->jbn", rays, rot)  # -> 3 x B x N
+    light = _planar(_unit_rows(torch.einsum("bk,bkj->bj", scene.light_dir, rot)))  # -> 3 x B x 1 (head frame)
     lay = eye_layout(app)
 
     # eyes: both turn toward the fixation point (head frame, relative to the eye-corner midpoint)
     target = scene.fixation_distance.unsqueeze(-1) * torch.einsum("bk,bkj->bj", pitch_yaw_to_vector(scene.gaze), rot)
-    eye_axis = _normalize(target.unsqueeze(1) - lay.centres)  # B x 2 x 3
+    eye_axis = _unit_rows(target.unsqueeze(1) - lay.centres)  # B x 2 x 3
     in_head = vector_to_pitch_yaw(eye_axis.mean(dim=1))  # B x 2, eye-in-head (pitch, yaw)
 
-    # glasses first: a lens bends the rays behind it (in place)
-    glass = _glasses(app, lay, origin, direc)
+    # glasses first: a lens bends the rays behind it
+    origin, direc, glass = _glasses(app, lay, origin, direc)  # -> 3 x B x N each
 
     # the face surface: Newton steps on depth(t) - height(x(t), y(t)), starting from the plane z = 0
-    ox, oy, oz = origin.unbind(-1)
-    dx_, dy_, dz_ = direc.unbind(-1)
+    ox, oy, oz = origin.unbind(0)
+    dx_, dy_, dz_ = direc.unbind(0)
     t = -oz / dz_
     side = (ox + t * dx_ > 0).long()  # 0: image-left eye, 1: image-right eye
-    sidef = side.float()
-    cen = lay.centres.unsqueeze(1)  # B x 1 x 2 x 3
-    eye_c = cen[..., 0, :] + (cen[..., 1, :] - cen[..., 0, :]) * sidef.unsqueeze(-1)  # B x N x 3
+    sidef = side.to(t.dtype)
+    eye_c = _by_side(lay.centres, sidef)  # -> 3 x B x N, centre of this pixel's eye
     axes = app.shell_axes
     params = {
-        "eye_x": eye_c[..., 0],
-        "eye_y": eye_c[..., 1],
-        "eye_z": eye_c[..., 2],
+        "eye_x": eye_c[0],
+        "eye_y": eye_c[1],
+        "eye_z": eye_c[2],
         "socket": app.socket_depth.unsqueeze(1),
         "brow_y": app.brow_height.unsqueeze(1),
         "inv_ax": (1.0 / axes[:, 0]).unsqueeze(1),
@@ -216,35 +300,46 @@ def render_scene(
         t = t - f / slope.clamp_max(-0.2)
     px, py = ox + t * dx_, oy + t * dy_
     surf = _surface(px, py, params)
-    point = torch.stack((px, py, surf["z"]), dim=-1)
 
     # lids: the opening in the shell, in shell (u, v) coordinates
     mirror = sidef * 2.0 - 1.0  # +u points to the temporal corner of each eye
-    u = (px - eye_c[..., 0]) * params["inv_ax"] * mirror
-    v = (py - eye_c[..., 1]) * params["inv_ay"]
+    u = (px - params["eye_x"]) * params["inv_ax"] * mirror
+    v = (py - params["eye_y"]) * params["inv_ay"]
     lids = _lid_curves(app, scene, in_head[:, 0], u)
     inside = (surf["shell"] > 0.5) & (lids["tau"].abs() < 1.0) & (v > lids["v_up"]) & (v < lids["v_lo"])
 
-    colour = _shade_face(app, scene, noise, point, surf, eye_c, light, params, v, lids)
-    eyeball_visible = torch.zeros(b, n, device=device)
-    idx = inside.nonzero(as_tuple=True)
-    if idx[0].numel() > 0:
-        eye_rgb, hit = _shade_eye(app, scene, noise, lay, eye_axis, origin, direc, idx, side, light, v, lids)
-        colour[idx] = eye_rgb
-        eyeball_visible[idx] = hit
-    colour = _lashes(app, colour, v, lids, surf["shell"], noise, side)
+    colour = _shade_face(app, scene, noise, px, py, surf, params, light, v, lids)  # -> 3 x B x N
+    # this pixel's eye: centre, gaze axis and the eye-fixed basis, per image and eye (B x 2 x 3)
+    e1 = _unit_rows(torch.stack((eye_axis[..., 2], torch.zeros_like(eye_axis[..., 0]), -eye_axis[..., 0]), -1))
+    pairs = {"c": lay.centres, "a": eye_axis, "e1": e1, "e2": torch.linalg.cross(e1, eye_axis, dim=-1)}
+    eye_lids = {k: lids[k] for k in ("v_up", "v_lo", "tau")}
+    if torch.compiler.is_compiling():
+        # shade every pixel and keep those the lid opening shows: a compiled kernel fuses that, where a
+        # data-dependent gather would split it
+        eye = {k: _by_side(pair, sidef) for k, pair in pairs.items()} | {"side": sidef, "light": light}
+        eye_rgb, hit = _shade_eye(app, scene, noise, _dense, (origin, direc), eye, v, eye_lids)
+        colour = torch.where(inside, eye_rgb, colour)
+        eyeball_visible = (inside & hit).to(t.dtype)
+    else:
+        # eagerly, shade only the ~10 % of pixels inside the opening
+        bi, pi = inside.nonzero(as_tuple=True)
+        s = side[bi, pi]
+        eye = {k: pair[bi, s].transpose(0, 1) for k, pair in pairs.items()}
+        eye |= {"side": sidef[bi, pi], "light": light[:, bi, 0]}
+        sub = {k: val[bi, pi] for k, val in eye_lids.items()}
+        ray = (origin[:, bi, pi], direc[:, bi, pi])
+        eye_rgb, hit = _shade_eye(app, scene, noise, _gathered(bi), ray, eye, v[bi, pi], sub)
+        colour[:, bi, pi] = eye_rgb
+        eyeball_visible = torch.zeros_like(t)
+        eyeball_visible[bi, pi] = hit.to(t.dtype)
+    colour = _lashes(app, colour, v, lids, surf["shell"], noise, sidef)
     colour = _composite_glasses(app, scene, glass, colour, light)
     eyeball_visible = eyeball_visible * (1.0 - glass["rim"])
 
-    # pupil centres (centre of the iris disc) projected into the full-resolution strip
+    # pupil centres (centre of the iris disc) in the camera frame
     iris_depth = torch.sqrt((lay.radius**2 - app.iris_radius**2).clamp_min(1.0)).view(b, 1, 1)
     pupil_cam = torch.einsum("bij,bej->bei", rot, lay.centres + eye_axis * iris_depth) + centre
-    return Render(
-        radiance=colour.view(b, height, width, 3).permute(0, 3, 1, 2).contiguous(),
-        mask=eyeball_visible.view(b, 1, height, width),
-        pupil_px=geometry.project(pupil_cam),
-        openness=lids["openness"],
-    )
+    return colour.transpose(0, 1).contiguous(), eyeball_visible, pupil_cam, lids["openness"]
 
 
 def _lid_curves(app: Appearance, scene: Scene, pitch: Tensor, u: Tensor) -> dict[str, Tensor]:
@@ -277,52 +372,50 @@ def _lid_gains(pitch: Tensor) -> tuple[Tensor, Tensor]:
     return (1.0 + 1.3 * pitch).clamp(0.25, 1.8), (1.0 - 0.45 * pitch).clamp(0.6, 1.5)
 
 
-def _ambient(scene: Scene, ny: Tensor) -> Tensor:
-    """Hemispherical ambient light for normals with head-frame y component ``ny`` (y is down)."""
-    w = (0.5 - 0.5 * ny).unsqueeze(-1)  # 1 facing up, 0 facing down
-    return scene.ambient.unsqueeze(1) * w + scene.ambient_below.unsqueeze(1) * (1.0 - w)
+def _ambient(scene: Scene, ny: Tensor, pick: Pick = _dense) -> Tensor:
+    """Hemispherical ambient light for normals with head-frame y component ``ny`` (y is down): ``3 x ...``."""
+    w = 0.5 - 0.5 * ny  # 1 facing up, 0 facing down
+    return pick(scene.ambient) * w + pick(scene.ambient_below) * (1.0 - w)
 
 
 def _diffuse(scene: Scene, normal: Tensor, light: Tensor, wrap: float) -> Tensor:
     """Wrapped Lambert term (soft terminator, as skin scatters light under its surface), with light colour."""
     ndl = ((_dot(normal, light) + wrap) / (1.0 + wrap)).clamp_min(0.0)
-    return ndl.unsqueeze(-1) * scene.light_color.unsqueeze(1)
+    return ndl * _planar(scene.light_color)
 
 
 def _specular(scene: Scene, normal: Tensor, light: Tensor, power: float, strength: float | Tensor) -> Tensor:
     """Blinn-Phong highlight for a camera looking along +z (the view vector points to -z)."""
-    view = torch.tensor([0.0, 0.0, -1.0], device=normal.device)
-    half = _normalize(light + view)
+    half = _normalize(light + _rgb(light, 0.0, 0.0, -1.0))
     s = _dot(normal, half).clamp_min(0.0).pow(power) * strength
-    return s.unsqueeze(-1) * scene.light_color.unsqueeze(1)
+    return s * _planar(scene.light_color)
 
 
 def _shade_face(
     app: Appearance,
     scene: Scene,
     noise: NoiseBank,
-    point: Tensor,
+    x: Tensor,
+    y: Tensor,
     surf: dict[str, Tensor],
-    eye_c: Tensor,
-    light: Tensor,
     params: dict[str, Tensor],
+    light: Tensor,
     v: Tensor,
     lids: dict[str, Tensor],
 ) -> Tensor:
     """Skin and eyelids: texture, socket shading, lid crease, eyeliner, the wet lower-lid margin, eyebrows."""
-    x, y = point[..., 0], point[..., 1]
-    normal = _normalize(torch.stack((surf["gx"], surf["gy"], -torch.ones_like(x)), dim=-1))
+    normal = _normalize(torch.stack((surf["gx"], surf["gy"], -torch.ones_like(x))))  # -> 3 x B x N
     off = app.tex_offset.unsqueeze(1)
     low = noise.sample(SKIN_LOW, x * (1.0 / 90.0) + off[..., 0], y * (1.0 / 90.0) + off[..., 1])
     mid = noise.sample(SKIN_MID, x * (1.0 / 60.0) + off[..., 1], y * (1.0 / 60.0) + off[..., 0])
     tex = 1.0 + app.skin_texture.unsqueeze(1) * ((low - 0.5) * 2.0 + (mid - 0.5) * 0.8)
     shell = surf["shell"]
     # lids are a little pinker/darker than the face; the socket darker still (less light reaches into it)
-    lid_tint = 1.0 + (app.lid_tint.unsqueeze(1) - 1.0) * shell.unsqueeze(-1)
+    lid_tint = 1.0 + (_planar(app.lid_tint) - 1.0) * shell
     depth = (surf["z"] - (x * x * (1.0 / 400.0) - 2.0)).clamp_min(0.0) / (params["socket"] + 1.0)
     depth = depth.clamp(0.0, 1.0)
-    dark_circle = torch.exp(-(((y - 11.0) * 0.25) ** 2) - ((x - eye_c[..., 0]) * (1.0 / 12.0)) ** 2)
-    albedo = app.skin.unsqueeze(1) * (tex * (1.0 - 0.12 * depth) * (1.0 - 0.12 * dark_circle)).unsqueeze(-1)
+    dark_circle = torch.exp(-(((y - 11.0) * 0.25) ** 2) - ((x - params["eye_x"]) * (1.0 / 12.0)) ** 2)
+    albedo = _planar(app.skin) * (tex * (1.0 - 0.12 * depth) * (1.0 - 0.12 * dark_circle))
     albedo = albedo * lid_tint
 
     # lid crease above the margin (flattening as the lid closes), eyeliner on the margin
@@ -332,24 +425,23 @@ def _shade_face(
     crease_gap = 0.22 + 0.55 * lids["up_open"]
     crease = torch.exp(-(((d_up - crease_gap) * 18.0) ** 2)) * in_span
     liner = app.eyeliner.unsqueeze(1) * torch.exp(-((d_up.clamp_min(0.0) * 16.0) ** 2)) * (d_up > -0.01) * in_span
-    albedo = albedo * (1.0 - 0.3 * crease - 0.8 * liner).clamp(0.05, 1.0).unsqueeze(-1)
+    albedo = albedo * (1.0 - 0.3 * crease - 0.8 * liner).clamp(0.05, 1.0)
     water = torch.exp(-((d_lo.clamp_min(0.0) * 28.0) ** 2)) * (d_lo > -0.005) * in_span
-    pink = torch.tensor([0.33, 0.15, 0.13], device=x.device)
-    albedo = albedo + (pink - albedo) * (0.6 * water).unsqueeze(-1)
-    albedo = _eyebrows(app, noise, point, albedo)
+    albedo = albedo + (_rgb(albedo, 0.33, 0.15, 0.13) - albedo) * (0.6 * water)
+    albedo = _eyebrows(app, noise, x, y, albedo)
 
-    ao = (1.0 - 0.25 * depth).unsqueeze(-1)
-    light_in = _ambient(scene, normal[..., 1]) * ao + _diffuse(scene, normal, light, wrap=0.3)
+    ao = 1.0 - 0.25 * depth
+    light_in = _ambient(scene, normal[1]) * ao + _diffuse(scene, normal, light, wrap=0.3)
     return albedo * light_in + _specular(scene, normal, light, power=24.0, strength=0.05 + 0.35 * water)
 
 
-def _eyebrows(app: Appearance, noise: NoiseBank, p: Tensor, albedo: Tensor) -> Tensor:
+def _eyebrows(app: Appearance, noise: NoiseBank, x_all: Tensor, y_all: Tensor, albedo: Tensor) -> Tensor:
     """Blend hair into the skin albedo along each brow (tapering arch, strands pointing outward).
 
     Only the upper half of the strip can show brows, so only that half is computed.
     """
-    rows = p.shape[1] // 2
-    x, y = p[:, :rows, 0], p[:, :rows, 1]
+    rows = x_all.shape[1] // 2
+    x, y = x_all[:, :rows], y_all[:, :rows]
     t = (x.abs() - 11.0) * (1.0 / 42.0)  # 0 at the nasal start of the brow, 1 at its tail
     tc = t.clamp(0.0, 1.0)
     arch = app.brow_arch.unsqueeze(1) * torch.sin(tc * (math.pi * 0.85))
@@ -367,119 +459,107 @@ def _eyebrows(app: Appearance, noise: NoiseBank, p: Tensor, albedo: Tensor) -> T
         (x * sa + y * ca) * (1.0 / 14.0) + off[..., 0],
         (x * ca - y * sa) * (1.0 / 110.0) + off[..., 1],
     )
-    hair = (density * (0.35 + 0.65 * _smoothstep(0.42, 0.62, strands))).clamp(0.0, 1.0).unsqueeze(-1)
-    out = albedo.clone()
-    out[:, :rows] = albedo[:, :rows] + (app.hair.unsqueeze(1) - albedo[:, :rows]) * hair
-    return out
+    hair = (density * (0.35 + 0.65 * _smoothstep(0.42, 0.62, strands))).clamp(0.0, 1.0)
+    upper = albedo[:, :, :rows]
+    return torch.cat((upper + (_planar(app.hair) - upper) * hair, albedo[:, :, rows:]), dim=2)
 
 
 def _shade_eye(
     app: Appearance,
     scene: Scene,
     noise: NoiseBank,
-    lay: _Layout,
-    eye_axis: Tensor,
-    origin: Tensor,
-    direc: Tensor,
-    idx: tuple[Tensor, ...],
-    side: Tensor,
-    light: Tensor,
+    pick: Pick,
+    ray: tuple[Tensor, Tensor],
+    eye: dict[str, Tensor],
     v: Tensor,
     lids: dict[str, Tensor],
 ) -> tuple[Tensor, Tensor]:
-    """Colour of the pixels seen through the lid opening (only those pixels: ``idx``), and whether each one
-    hits the eyeball (1) or the pink tissue in the corner behind the opening (0)."""
-    bi, pi = idx
-    s = side[bi, pi]
-    o, d = origin[bi, pi], direc[bi, pi]
-    c = lay.centres[bi, s]
-    a = eye_axis[bi, s]
-    r = lay.radius[bi]
-    lt = light[bi, 0]
-    col_light = scene.light_color[bi]
+    """Colour of pixels seen through the lid opening (``3 x P``), and whether each one hits the eyeball (True) or
+    the pink tissue in the corner behind it.
+
+    Pixel values have any shape ``P`` (vectors ``3 x P``): every pixel (``B x N``) or a gathered list; ``pick``
+    brings per-image values to them. ``ray`` is (origin, direction); ``eye`` holds this pixel's eye centre ``c``,
+    gaze axis ``a``, eye-fixed basis ``e1``/``e2`` (so the iris texture and vessels turn with the eye), ``side``
+    (0./1.) and the light direction ``light``, all in the head frame.
+    """
+    o, d = ray
+    c, a, e1, e2, light = eye["c"], eye["a"], eye["e1"], eye["e2"], eye["light"]
+    r = pick(app.eyeball_radius)
+    col_light = pick(scene.light_color)
     oc = o - c
     half_b = _dot(oc, d)
     disc = half_b * half_b - (_dot(oc, oc) - r * r)
     hit = disc > 0
     t = -half_b - torch.sqrt(disc.clamp_min(0.0))
-    p = o + t.unsqueeze(-1) * d
-    n = _normalize(p - c)
+    n = _normalize(o + t * d - c)
     cos_t = _dot(n, a)
-    r_iris = app.iris_radius[bi]
+    r_iris = pick(app.iris_radius)
     cos_l = torch.sqrt((1.0 - (r_iris / r) ** 2).clamp_min(0.0))
 
-    # eye-fixed basis (e1 to the eye's right, e2 down), so the iris texture and vessels turn with the eye
-    e1 = _normalize(torch.stack((a[:, 2], torch.zeros_like(a[:, 0]), -a[:, 0]), dim=-1))
-    e2 = torch.linalg.cross(e1, a, dim=-1)
-
     # iris: a flat disc in the limbus plane, seen through the (transparent) cornea
-    plane_c = c + a * (r * cos_l).unsqueeze(-1)
+    plane_c = c + a * (r * cos_l)
     tp = _dot(plane_c - o, a) / _dot(d, a)
-    w = o + tp.unsqueeze(-1) * d - plane_c
-    rho = (w.norm(dim=-1) / r_iris).clamp(0.0, 1.2)
+    w = o + tp * d - plane_c
+    rho = (w.norm(dim=0) / r_iris).clamp(0.0, 1.2)
     phi = torch.atan2(_dot(w, e2), _dot(w, e1))
-    rho_p = (scene.pupil_radius[bi] * app.pupil_scale[bi] / r_iris).clamp(0.12, 0.7)
-    ph = app.iris_phase[bi]
+    rho_p = (pick(scene.pupil_radius * app.pupil_scale) / r_iris).clamp(0.12, 0.7)
+    ph = pick(app.iris_phase)
     fibres = (
-        0.5 * torch.sin(37.0 * phi + ph[:, 0] + 4.0 * rho)
-        + 0.3 * torch.sin(61.0 * phi + ph[:, 1] - 6.0 * rho)
-        + 0.2 * torch.sin(13.0 * phi + ph[:, 2])
+        0.5 * torch.sin(37.0 * phi + ph[0] + 4.0 * rho)
+        + 0.3 * torch.sin(61.0 * phi + ph[1] - 6.0 * rho)
+        + 0.2 * torch.sin(13.0 * phi + ph[2])
     )
-    crypts = noise.sample(SKIN_MID, phi * (4.0 / (2 * math.pi)) + ph[:, 3], rho * 1.5 + ph[:, 0])
-    mix = _smoothstep(rho_p, rho_p + 0.45, rho).unsqueeze(-1)
-    iris = app.iris_inner[bi] * (1.0 - mix) + app.iris_outer[bi] * mix
+    crypts = noise.sample(SKIN_MID, phi * (4.0 / (2 * math.pi)) + ph[3], rho * 1.5 + ph[0])
+    mix = _smoothstep(rho_p, rho_p + 0.45, rho)
+    iris = pick(app.iris_inner) * (1.0 - mix) + pick(app.iris_outer) * mix
     collarette = torch.exp(-(((rho - (rho_p + 0.22)) * (1.0 / 0.07)) ** 2))
-    iris = iris * (0.75 + 0.3 * fibres + 0.3 * collarette + 0.6 * (crypts - 0.5)).clamp(0.3, 2.0).unsqueeze(-1)
-    iris = iris * (1.0 - 0.75 * _smoothstep(0.78, 1.0, rho)).unsqueeze(-1)  # dark limbal ring
-    pupil_w = _smoothstep(rho_p - 0.035, rho_p + 0.035, rho).unsqueeze(-1)
-    iris = torch.tensor([0.008, 0.007, 0.008], device=o.device) * (1.0 - pupil_w) + iris * pupil_w
+    iris = iris * (0.75 + 0.3 * fibres + 0.3 * collarette + 0.6 * (crypts - 0.5)).clamp(0.3, 2.0)
+    iris = iris * (1.0 - 0.75 * _smoothstep(0.78, 1.0, rho))  # dark limbal ring
+    pupil_w = _smoothstep(rho_p - 0.035, rho_p + 0.035, rho)
+    iris = _rgb(o, 0.008, 0.007, 0.008) * (1.0 - pupil_w) + iris * pupil_w
 
     # sclera: off-white, redder and darker toward the corners, with faint vessels turning with the eye
     lon = torch.atan2(_dot(n, e1), -cos_t)
     lat = torch.asin(_dot(n, e2).clamp(-1.0, 1.0))
-    off = app.tex_offset[bi]
-    vessel = noise.sample(VESSELS, lon * (1.0 / 1.3) + off[:, 0] + s * 0.37, lat * (1.0 / 1.3) + off[:, 1])
+    off = pick(app.tex_offset)
+    vessel = noise.sample(VESSELS, lon * (1.0 / 1.3) + off[0] + eye["side"] * 0.37, lat * (1.0 / 1.3) + off[1])
     periphery = (1.0 - cos_t).clamp(0.0, 1.0)
-    redness = (app.vessels[bi] * _smoothstep(0.55, 0.9, vessel) * (0.3 + 1.4 * periphery)).clamp(0.0, 1.0)
-    vessel_rgb = torch.tensor([0.45, 0.10, 0.08], device=o.device)
-    sclera = app.sclera[bi] * (1.0 - 0.35 * periphery).unsqueeze(-1)
-    sclera = sclera + (vessel_rgb - sclera) * (0.55 * redness).unsqueeze(-1)
+    redness = (pick(app.vessels) * _smoothstep(0.55, 0.9, vessel) * (0.3 + 1.4 * periphery)).clamp(0.0, 1.0)
+    sclera = pick(app.sclera) * (1.0 - 0.35 * periphery)
+    sclera = sclera + (_rgb(o, 0.45, 0.10, 0.08) - sclera) * (0.55 * redness)
 
-    limbus = _smoothstep(cos_l - 0.03, cos_l + 0.01, cos_t).unsqueeze(-1)
+    limbus = _smoothstep(cos_l - 0.03, cos_l + 0.01, cos_t)
     albedo = sclera * (1.0 - limbus) + iris * limbus
 
     # lighting: lid shadow under the upper margin, occlusion in the corners
-    vv = v[bi, pi]
-    shadow = 1.0 - 0.6 * torch.exp(-(vv - lids["v_up"][bi, pi]).clamp_min(0.0) * 10.0)
-    shadow = shadow * (1.0 - 0.25 * torch.exp(-(lids["v_lo"][bi, pi] - vv).clamp_min(0.0) * 20.0))
-    shadow = shadow * (1.0 - 0.45 * lids["tau"][bi, pi].abs() ** 4)
-    amb_w = (0.5 - 0.5 * n[:, 1]).unsqueeze(-1)
-    ambient = scene.ambient[bi] * amb_w + scene.ambient_below[bi] * (1.0 - amb_w)
-    diffuse = _dot(n, lt).clamp_min(0.0).unsqueeze(-1) * col_light
-    colour = albedo * (ambient + diffuse) * shadow.unsqueeze(-1)
+    shadow = 1.0 - 0.6 * torch.exp(-(v - lids["v_up"]).clamp_min(0.0) * 10.0)
+    shadow = shadow * (1.0 - 0.25 * torch.exp(-(lids["v_lo"] - v).clamp_min(0.0) * 20.0))
+    shadow = shadow * (1.0 - 0.45 * lids["tau"].abs() ** 4)
+    ambient = _ambient(scene, n[1], pick)
+    diffuse = _dot(n, light).clamp_min(0.0) * col_light
+    colour = albedo * (ambient + diffuse) * shadow
 
     # cornea: glint of the light and the screen's reflection (the cornea's centre is not the eye's, so the
     # glint moves much less than the pupil when the eye turns)
-    cc = c + a * (r + CORNEA_PROTRUSION - CORNEA_RADIUS).unsqueeze(-1)
+    cc = c + a * (r + CORNEA_PROTRUSION - CORNEA_RADIUS)
     occ = o - cc
     hb = _dot(occ, d)
     dc = hb * hb - (_dot(occ, occ) - CORNEA_RADIUS**2)
     tc = -hb - torch.sqrt(dc.clamp_min(0.0))
-    nc = _normalize(o + tc.unsqueeze(-1) * d - cc)
-    on_cornea = ((dc > 0) & (cos_t > cos_l - 0.05)).float().unsqueeze(-1)
-    half = _normalize(lt + torch.tensor([0.0, 0.0, -1.0], device=o.device))
+    nc = _normalize(o + tc * d - cc)
+    on_cornea = ((dc > 0) & (cos_t > cos_l - 0.05)).to(o.dtype)
+    half = _normalize(light + _rgb(o, 0.0, 0.0, -1.0))
     glint = _dot(nc, half).clamp_min(0.0).pow(600.0) * 6.0
-    refl = d - 2.0 * _dot(d, nc).unsqueeze(-1) * nc  # reflected view ray, head frame
-    screen = _smoothstep(0.93, 0.97, -refl[:, 2]) * _smoothstep(-0.25, -0.05, 0.05 - refl[:, 1])
-    screen_rgb = torch.tensor([0.8, 0.85, 1.0], device=o.device) * scene.screen_glow[bi].unsqueeze(-1)
+    refl = d - 2.0 * _dot(d, nc) * nc  # reflected view ray, head frame
+    screen = _smoothstep(0.93, 0.97, -refl[2]) * _smoothstep(-0.25, -0.05, 0.05 - refl[1])
+    screen_rgb = _rgb(o, 0.8, 0.85, 1.0) * pick(scene.screen_glow)
     wet = _dot(n, half).clamp_min(0.0).pow(80.0) * 0.4
-    spec = on_cornea * (glint.unsqueeze(-1) * col_light + 0.25 * screen.unsqueeze(-1) * screen_rgb)
-    colour = colour + spec + (1.0 - on_cornea) * wet.unsqueeze(-1) * col_light * shadow.unsqueeze(-1)
+    spec = on_cornea * (glint * col_light + 0.25 * screen * screen_rgb)
+    colour = colour + spec + (1.0 - on_cornea) * wet * col_light * shadow
 
     # rays that pass the opening but miss the eyeball: the pink caruncle in the corner
-    caruncle = torch.tensor([0.35, 0.12, 0.11], device=o.device) * (ambient + 0.5 * col_light)
-    colour = torch.where(hit.unsqueeze(-1), colour, caruncle)
-    return colour, hit.float()
+    caruncle = _rgb(o, 0.35, 0.12, 0.11) * (ambient + 0.5 * col_light)
+    return torch.where(hit, colour, caruncle), hit
 
 
 def _lashes(
@@ -489,7 +569,7 @@ def _lashes(
     lids: dict[str, Tensor],
     shell: Tensor,
     noise: NoiseBank,
-    side: Tensor,
+    sidef: Tensor,
 ) -> Tensor:
     """Dark lash strands along the upper margin (and sparser ones along the lower margin)."""
     tau = lids["tau"]
@@ -499,89 +579,71 @@ def _lashes(
     # lashes fan out from the margin: strands are lines in (tau, distance from the margin)
     fan = tau * 26.0 + d_up * (3.0 * tau) / length
     off = app.tex_offset.unsqueeze(1)
-    strands = noise.sample(STRANDS, fan * (1.0 / 16.0) + off[..., 0] + side * 0.3, off[..., 1] + d_up * 0.05)
+    strands = noise.sample(STRANDS, fan * (1.0 / 16.0) + off[..., 0] + sidef * 0.3, off[..., 1] + d_up * 0.05)
     band_up = _smoothstep(-0.3 * length, 0.0, d_up) * (1.0 - _smoothstep(0.25 * length, length, d_up))
     upper = band_up * (0.25 + 0.75 * _smoothstep(0.45, 0.58, strands)) * app.lash_density.unsqueeze(1)
     d_lo = v - lids["v_lo"]
     band_lo = _smoothstep(-0.02, 0.0, d_lo) * (1.0 - _smoothstep(0.0, 0.45 * length, d_lo))
     lower = band_lo * _smoothstep(0.5, 0.65, strands) * 0.45 * app.lash_density.unsqueeze(1)
-    cover = ((upper + lower) * along).clamp(0.0, 0.9).unsqueeze(-1)
-    lash_rgb = app.hair.unsqueeze(1) * 0.3
-    return colour + (lash_rgb - colour) * cover
+    cover = ((upper + lower) * along).clamp(0.0, 0.9)
+    return colour + (_planar(app.hair) * 0.3 - colour) * cover
 
 
-def _glasses(app: Appearance, lay: _Layout, origin: Tensor, direc: Tensor) -> dict[str, Tensor]:
-    """Spectacles: lens and rim coverage per pixel. Rays through a lens are bent in place in ``origin`` and
-    ``direc`` (thin-lens prism deflection). Only the samples that wear glasses are computed."""
-    b, n, _ = origin.shape
-    lens_all = torch.zeros(b, n, device=origin.device)
-    rim_all = torch.zeros(b, n, device=origin.device)
-    xy_all = torch.zeros(b, n, 2, device=origin.device)
-    rows = app.glasses.nonzero(as_tuple=True)[0]
-    if rows.numel() == 0:
-        return {"lens": lens_all, "rim": rim_all, "lens_xy": xy_all}
-    o, d = origin[rows], direc[rows]
-    cz = lay.centres[rows, 0, 2]
-    plane_z = (cz - lay.radius[rows] - CORNEA_PROTRUSION - LENS_VERTEX_DISTANCE).unsqueeze(1)
-    t = (plane_z - o[..., 2]) / d[..., 2]
-    hit = o + t.unsqueeze(-1) * d
-    gx, gy = hit[..., 0], hit[..., 1]
-    size = app.glasses_size[rows]
-    half_w, half_h = size[:, 0:1], size[:, 1:2]
-    offset = app.glasses_offset[rows]
-    lens_cx = lay.centres[rows, 1, 0:1] + offset[:, 0:1]  # lens centre x of the image-right lens
+def _glasses(app: Appearance, lay: _Layout, origin: Tensor, direc: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """Spectacles: lens and rim coverage per pixel (0 for subjects without glasses), and the rays after the
+    lens (thin-lens prism deflection), origins and directions ``3 x B x N``."""
+    o, d = origin, direc  # 3 x B x 1, 3 x B x N
+    wears = app.glasses.to(d.dtype).unsqueeze(1)  # B x 1
+    plane_z = (lay.centres[:, 0, 2] - lay.radius - CORNEA_PROTRUSION - LENS_VERTEX_DISTANCE).unsqueeze(1)
+    hit = o + (plane_z - o[2]) / d[2] * d
+    gx, gy = hit[0], hit[1]
+    half_w, half_h = app.glasses_size[:, 0:1], app.glasses_size[:, 1:2]
+    offset = app.glasses_offset
+    lens_cx = lay.centres[:, 1, 0:1] + offset[:, 0:1]  # lens centre x of the image-right lens
     lens_cy = offset[:, 1:2]
     dx = gx.abs() - lens_cx
     dy = gy - lens_cy
-    expo = app.glasses_shape[rows].unsqueeze(1)
-    shape = ((dx / half_w).abs().pow(expo) + (dy / half_h).abs().pow(expo)).pow(1.0 / expo)
-    rim_mm = app.glasses_rim[rows].unsqueeze(1)
-    rim_w = rim_mm / (0.5 * (half_w + half_h))
-    lens = (shape < 1.0 - rim_w).float()
-    rim = ((shape >= 1.0 - rim_w) & (shape < 1.0)).float()
+    # superellipse outline |x|^e + |y|^e = 1; the lens ends where the rim starts, at (1 - rim)^e (compared in
+    # powers, so each pixel takes two powers instead of three)
+    expo = app.glasses_shape.unsqueeze(1)
+    lx, ly = dx / half_w, dy / half_h
+    shape = torch.exp(expo * torch.log(lx.abs().clamp_min(1e-6))) + torch.exp(
+        expo * torch.log(ly.abs().clamp_min(1e-6))
+    )
+    rim_mm = app.glasses_rim.unsqueeze(1)
+    inner = (1.0 - rim_mm / (0.5 * (half_w + half_h))).clamp_min(0.0).pow(expo)
+    lens = (shape < inner).to(d.dtype) * wears
+    rim = ((shape >= inner) & (shape < 1.0)).to(d.dtype)
     # bridge across the nose and the temples out to the sides, at the top of the lenses
     bridge = (gx.abs() < lens_cx - half_w * 0.9) & ((gy - (lens_cy - 0.55 * half_h)).abs() < 0.45 * rim_mm + 0.6)
     temple = (gx.abs() > lens_cx + half_w * 0.95) & ((gy - (lens_cy - 0.6 * half_h)).abs() < 1.3)
-    rim = (rim + bridge.float() + temple.float()).clamp(0.0, 1.0)
+    rim = (rim + bridge.to(d.dtype) + temple.to(d.dtype)).clamp(0.0, 1.0) * wears
     # a ray crossing the lens h mm from its optical centre turns by h / f (f in mm = 1000 / dioptres)
-    h = torch.stack((gx - torch.sign(gx) * lens_cx, dy), dim=-1)
-    bent = torch.cat((d[..., :2] - h * (app.glasses_power[rows] / 1000.0).view(-1, 1, 1) * d[..., 2:3], d[..., 2:]), -1)
-    through = lens.unsqueeze(-1) > 0
-    origin[rows] = torch.where(through, hit, o)
-    direc[rows] = torch.where(through, _normalize(bent), d)
-    lens_all[rows], rim_all[rows] = lens, rim
-    xy_all[rows] = torch.stack((dx / half_w, dy / half_h), dim=-1)
-    return {"lens": lens_all, "rim": rim_all, "lens_xy": xy_all}
+    h = torch.stack((gx - torch.sign(gx) * lens_cx, dy))  # 2 x B x N
+    power = (app.glasses_power / 1000.0).unsqueeze(1)
+    bent = torch.cat((d[:2] - h * power * d[2:3], d[2:]))
+    through = lens > 0
+    return (
+        torch.where(through, hit, o),
+        torch.where(through, _normalize(bent), d),
+        {"lens": lens, "rim": rim, "lens_x": lx, "lens_y": ly},
+    )
 
 
 def _composite_glasses(
     app: Appearance, scene: Scene, glass: dict[str, Tensor], colour: Tensor, light: Tensor
 ) -> Tensor:
     """Lens tint, coating and screen reflections over the lens; shaded rims in front of everything."""
-    rows = app.glasses.nonzero(as_tuple=True)[0]
-    if rows.numel() == 0:
-        return colour
-    sub = _index_scene(scene, rows)
-    c = colour[rows]
-    lens = glass["lens"][rows].unsqueeze(-1)
-    rim = glass["rim"][rows].unsqueeze(-1)
-    lx, ly = glass["lens_xy"][rows].unbind(-1)
+    lx, ly = glass["lens_x"], glass["lens_y"]
     # the screen in front of the user reflects as a soft bright patch; the coating adds a coloured sheen
     screen = _smoothstep(0.9, 0.4, (lx - 0.15).abs()) * _smoothstep(0.9, 0.3, (ly + 0.35).abs())
-    glow = sub.screen_glow.view(-1, 1, 1)
-    refl = 0.10 * screen.unsqueeze(-1) * glow * torch.tensor([0.8, 0.85, 1.0], device=colour.device)
-    refl = refl + 0.015 * app.glasses_coating[rows].unsqueeze(1) * (0.5 + 0.5 * ly.unsqueeze(-1))
-    normal = torch.tensor([0.0, 0.0, -1.0], device=colour.device).expand_as(c)
-    lt = light[rows]
-    glare = _specular(sub, normal, lt, power=250.0, strength=0.8)
-    through = c * app.glasses_tint[rows].unsqueeze(1) + refl + glare
-    c = c + (through - c) * lens
-    rim_light = _ambient(sub, torch.zeros_like(lx)) + _diffuse(sub, normal, lt, wrap=0.5)
-    rim_rgb = app.glasses_rim_color[rows].unsqueeze(1) * rim_light + _specular(sub, normal, lt, 40.0, 0.3)
-    out = colour.clone()
-    out[rows] = c + (rim_rgb - c) * rim
-    return out
-
-
-def _index_scene(scene: Scene, rows: Tensor) -> Scene:
-    return Scene(**{k: val[rows] for k, val in vars(scene).items()})
+    refl = 0.10 * screen * scene.screen_glow.unsqueeze(1) * _rgb(colour, 0.8, 0.85, 1.0)
+    refl = refl + 0.015 * _planar(app.glasses_coating) * (0.5 + 0.5 * ly)
+    # lenses and rims face the camera: their lighting is one value per image (3 x B x 1)
+    normal = _rgb(colour, 0.0, 0.0, -1.0)
+    glare = _specular(scene, normal, light, power=250.0, strength=0.8)
+    through = colour * _planar(app.glasses_tint) + refl + glare
+    c = colour + (through - colour) * glass["lens"]
+    rim_light = _ambient(scene, torch.zeros_like(scene.blink).unsqueeze(1)) + _diffuse(scene, normal, light, wrap=0.5)
+    rim_rgb = _planar(app.glasses_rim_color) * rim_light + _specular(scene, normal, light, 40.0, 0.3)
+    return c + (rim_rgb - c) * glass["rim"]
