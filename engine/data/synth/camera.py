@@ -94,6 +94,17 @@ def _blockwise(x: Tensor, table: Tensor, dct: Tensor) -> Tensor:
     return out.view(b, h // 8, w // 8, 8, 8).permute(0, 1, 3, 2, 4).reshape(b, h, w)
 
 
+# RGB (0..255) -> Y, Cb, Cr (JFIF), and back
+_TO_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_TO_RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
+
+
+def _mix_channels(matrix: Tensor, x: Tensor) -> Tensor:
+    """``matrix`` (3 x 3) applied to the channels of ``x`` (B x 3 x H x W): one pass instead of nine."""
+    b, c, h, w = x.shape
+    return (matrix.to(x.device, x.dtype) @ x.reshape(b, c, h * w)).view(b, c, h, w)
+
+
 def jpeg(x: Tensor, quality: Tensor) -> Tensor:
     """Baseline JPEG round trip (4:2:0 chroma, standard tables) of images in [0, 1], per-image quality.
 
@@ -101,22 +112,17 @@ def jpeg(x: Tensor, quality: Tensor) -> Tensor:
     """
     b, _, h, w = x.shape
     ph, pw = (-h) % 16, (-w) % 16
-    y = F.pad(x, (0, pw, 0, ph), mode="replicate") * 255.0
-    r, g, bl = y[:, 0], y[:, 1], y[:, 2]
-    luma = 0.299 * r + 0.587 * g + 0.114 * bl - 128.0
-    cb = -0.168736 * r - 0.331264 * g + 0.5 * bl
-    cr = 0.5 * r - 0.418688 * g - 0.081312 * bl
-    chroma = F.avg_pool2d(torch.stack((cb, cr), dim=1), 2)  # B x 2 x H/2 x W/2
+    ycc = _mix_channels(_TO_YCC * 255.0, F.pad(x, (0, pw, 0, ph), mode="replicate"))
+    luma = ycc[:, 0] - 128.0
+    chroma = F.avg_pool2d(ycc[:, 1:], 2)  # B x 2 x H/2 x W/2
     dct = _dct_matrix(x.device, x.dtype)
     luma = _blockwise(luma, _quant_tables(quality, _Q_LUMA), dct)
     qc = _quant_tables(quality, _Q_CHROMA)
     cb = _blockwise(chroma[:, 0].contiguous(), qc, dct)
     cr = _blockwise(chroma[:, 1].contiguous(), qc, dct)
     chroma = F.interpolate(torch.stack((cb, cr), dim=1), scale_factor=2.0, mode="bilinear", align_corners=False)
-    cb, cr = chroma[:, 0], chroma[:, 1]
-    luma = luma + 128.0
-    rgb = torch.stack((luma + 1.402 * cr, luma - 0.344136 * cb - 0.714136 * cr, luma + 1.772 * cb), dim=1)
-    rgb = (rgb / 255.0)[:, :, :h, :w].clamp(0.0, 1.0)
+    rgb = _mix_channels(_TO_RGB / 255.0, torch.cat(((luma + 128.0).unsqueeze(1), chroma), dim=1))
+    rgb = rgb[:, :, :h, :w].clamp_(0.0, 1.0)
     keep = (quality >= 100).view(b, 1, 1, 1)
     return torch.where(keep, x, rgb)
 
@@ -126,16 +132,14 @@ def expose(radiance: Tensor, cam: CameraParams, generator: torch.Generator | Non
     if len(cam) != radiance.shape[0]:
         raise ValueError(f"{len(cam)} camera settings for {radiance.shape[0]} images")
     b = radiance.shape[0]
-    x = _gaussian_blur(radiance, cam.blur)
-    x = x * cam.exposure.view(b, 1, 1, 1)
+    # in place where possible: each pass over the batch costs as much as the arithmetic in it
+    x = _gaussian_blur(radiance, cam.blur).mul_(cam.exposure.view(b, 1, 1, 1))
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    sigma = torch.sqrt(x.clamp_min(0.0) * cam.shot_noise.view(b, 1, 1, 1) + cam.read_noise.view(b, 1, 1, 1) ** 2)
-    x = x + noise * sigma
-    x = x * cam.white_balance.view(b, 3, 1, 1)
-    # a soft shoulder before the sRGB-like gamma, as camera tone curves roll off highlights
-    x = x.clamp_min(0.0)
-    x = x / (1.0 + 0.25 * x)
-    x = (x * 1.25).clamp(0.0, 1.0) ** (1.0 / 2.2)
+    sigma = x.clamp_min(0.0).mul_(cam.shot_noise.view(b, 1, 1, 1)).add_(cam.read_noise.view(b, 1, 1, 1) ** 2)
+    x.addcmul_(noise, sigma.sqrt_())
+    x.mul_(cam.white_balance.view(b, 3, 1, 1)).clamp_(min=0.0)
+    # a soft shoulder before the sRGB-like gamma, as camera tone curves roll off highlights: 1.25 x / (1 + x / 4)
+    x = x.mul(5.0).div_(x.add(4.0)).clamp_(0.0, 1.0).pow_(1.0 / 2.2)
     return jpeg(x, cam.jpeg_quality)
 
 

@@ -4,7 +4,10 @@ Everything is batched torch code over (sample, pixel). Per pixel, the ray is mov
 intersected, in order, with the glasses' lens plane (which may bend it), the skin (a height field with eye
 sockets, brow ridge and nose bridge), the lid shell of the nearer eye (an ellipsoid the lids lie on, with the
 lid opening cut into it) and, through the opening, the eyeball (sclera, a flat iris disc behind the cornea,
-pupil) and the cornea (for glints). The expensive shading only runs on the pixels that need it.
+pupil) and the cornea (for glints). The eye's shading only runs on the pixels inside the lid opening.
+
+Vectors and colours are planar (component first) and the pixel stage has no Python-level branching on data, so
+``torch.compile`` can fuse it (``render_scene(..., compiled=True)``): the same image, several times faster.
 
 Units: millimetres and radians; colours are linear RGB radiance (the camera model applies exposure and gamma).
 """
@@ -313,25 +316,18 @@ def _render_pixels(
     e1 = _unit_rows(torch.stack((eye_axis[..., 2], torch.zeros_like(eye_axis[..., 0]), -eye_axis[..., 0]), -1))
     pairs = {"c": lay.centres, "a": eye_axis, "e1": e1, "e2": torch.linalg.cross(e1, eye_axis, dim=-1)}
     eye_lids = {k: lids[k] for k in ("v_up", "v_lo", "tau")}
-    if torch.compiler.is_compiling():
-        # shade every pixel and keep those the lid opening shows: a compiled kernel fuses that, where a
-        # data-dependent gather would split it
-        eye = {k: _by_side(pair, sidef) for k, pair in pairs.items()} | {"side": sidef, "light": light}
-        eye_rgb, hit = _shade_eye(app, scene, noise, _dense, (origin, direc), eye, v, eye_lids)
-        colour = torch.where(inside, eye_rgb, colour)
-        eyeball_visible = (inside & hit).to(t.dtype)
-    else:
-        # eagerly, shade only the ~10 % of pixels inside the opening
-        bi, pi = inside.nonzero(as_tuple=True)
-        s = side[bi, pi]
-        eye = {k: pair[bi, s].transpose(0, 1) for k, pair in pairs.items()}
-        eye |= {"side": sidef[bi, pi], "light": light[:, bi, 0]}
-        sub = {k: val[bi, pi] for k, val in eye_lids.items()}
-        ray = (origin[:, bi, pi], direc[:, bi, pi])
-        eye_rgb, hit = _shade_eye(app, scene, noise, _gathered(bi), ray, eye, v[bi, pi], sub)
-        colour[:, bi, pi] = eye_rgb
-        eyeball_visible = torch.zeros_like(t)
-        eyeball_visible[bi, pi] = hit.to(t.dtype)
+    # shade only the ~10 % of pixels inside the opening (compiled too: the gather splits the graph in two, and
+    # that is still faster than shading every pixel)
+    bi, pi = inside.nonzero(as_tuple=True)
+    s = side[bi, pi]
+    eye = {k: pair[bi, s].transpose(0, 1) for k, pair in pairs.items()}
+    eye |= {"side": sidef[bi, pi], "light": light[:, bi, 0]}
+    sub = {k: val[bi, pi] for k, val in eye_lids.items()}
+    ray = (origin[:, bi, pi], direc[:, bi, pi])
+    eye_rgb, hit = _shade_eye(app, scene, noise, _gathered(bi), ray, eye, v[bi, pi], sub)
+    colour[:, bi, pi] = eye_rgb
+    eyeball_visible = torch.zeros_like(t)
+    eyeball_visible[bi, pi] = hit.to(t.dtype)
     colour = _lashes(app, colour, v, lids, surf["shell"], noise, sidef)
     colour = _composite_glasses(app, scene, glass, colour, light)
     eyeball_visible = eyeball_visible * (1.0 - glass["rim"])
@@ -589,10 +585,13 @@ def _lashes(
     return colour + (_planar(app.hair) * 0.3 - colour) * cover
 
 
-def _glasses(app: Appearance, lay: _Layout, origin: Tensor, direc: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+def _glasses(app: Appearance, lay: _Layout, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """Spectacles: lens and rim coverage per pixel (0 for subjects without glasses), and the rays after the
-    lens (thin-lens prism deflection), origins and directions ``3 x B x N``."""
-    o, d = origin, direc  # 3 x B x 1, 3 x B x N
+    lens (thin-lens prism deflection): origins and directions ``3 x B x N`` from ``3 x B x 1`` and ``3 x B x N``.
+
+    Computed for every image (a third wear glasses): gathering those rows splits the compiled graph, which
+    doubles the compile time for a small gain.
+    """
     wears = app.glasses.to(d.dtype).unsqueeze(1)  # B x 1
     plane_z = (lay.centres[:, 0, 2] - lay.radius - CORNEA_PROTRUSION - LENS_VERTEX_DISTANCE).unsqueeze(1)
     hit = o + (plane_z - o[2]) / d[2] * d
