@@ -110,14 +110,18 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     _stamp(summary, out)
 
     # 1. data
-    speed = bench(config.synth, str(device), batch_size=config.render_batch, batches=3)
+    # compiled on a CPU only: on CUDA the compiled renderer has not been measured yet
+    compiled = torch.device(device).type == "cpu"
+    speed = bench(config.synth, str(device), batch_size=config.render_batch, batches=3, compiled=compiled)
     rate = speed.strips_per_second
     summary["renderer_strips_per_s"] = {"batch_pairs": config.render_batch, "strips_per_s": rate}
     logger.info("renderer on %s: %.0f strips/s", device, rate)
     pairs = int(min(max(rate * config.cache_seconds / 2, config.cache_min_pairs), config.cache_max_pairs))
     cache = out / "pairs_train.h5"
     t0 = time.monotonic()
-    sampler = SynthSampler(config.synth, Split.TRAIN, seed=12345, batch_size=config.render_batch, device=device)
+    sampler = SynthSampler(
+        config.synth, Split.TRAIN, seed=12345, batch_size=config.render_batch, device=device, compiled=compiled
+    )
     write_cache(sampler, cache, pairs, progress=False)
     summary["cache"] = {"pairs": pairs, "seconds": time.monotonic() - t0}
     _stamp(summary, out)
