@@ -116,11 +116,6 @@ class StripGeometry:
         return self.width * self.distance_mm / self.width_mm
 
     @property
-    def height_mm(self) -> float:
-        """Height of the strip's field of view at the eye plane, in mm."""
-        return self.height * self.distance_mm / self.focal
-
-    @property
     def mm_per_pixel(self) -> float:
         """Size of one strip pixel at the eye plane, in mm."""
         return self.width_mm / self.width

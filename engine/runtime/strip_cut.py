@@ -71,14 +71,6 @@ def strip_to_chw(strip: Uint8Array, out: NDArray[np.float32]) -> None:
     np.multiply(strip.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=out, casting="unsafe")
 
 
-def strips_to_batch(strips: list[Uint8Array]) -> NDArray[np.float32]:
-    """Stack ``h x w x 3`` uint8 strips into the network's ``B x 3 x h x w`` float32 batch in [0, 1]."""
-    if not strips:
-        raise ValueError("need at least one strip")
-    batch = np.stack(strips).astype(np.float32) * np.float32(1.0 / 255.0)
-    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-
-
 def clipped_box(points: Float64Array, frame_size: tuple[int, int], margin: int = 0) -> tuple[int, int, int, int] | None:
     """Integer box (x0, y0, x1, y1), exclusive ends, around ``points`` grown by ``margin``, clipped to the frame."""
     height, width = frame_size

@@ -12,7 +12,7 @@ from skimage import data
 
 from engine.runtime.face import EYE_CORNERS, IRIS_CENTRES, NUM_LANDMARKS, FaceTracker
 from engine.runtime.pose import PoseEstimator, camera_matrix
-from engine.runtime.strip_cut import cut_strip, frame_to_strip_homography, strips_to_batch
+from engine.runtime.strip_cut import cut_strip, frame_to_strip_homography
 from engine.strip import DEFAULT_EYE_MODEL, DEFAULT_STRIP, apply_homography, invert_homography
 
 
@@ -86,16 +86,6 @@ def test_cut_strip_matches_a_full_frame_warp_for_a_small_face(grace_hopper: NDAr
     )
     assert np.abs(cut_strip(grace_hopper, homography).astype(int) - full).max() <= 1
     assert np.allclose(invert_homography(homography) @ homography, np.eye(3), atol=1e-12)
-
-
-def test_strips_to_batch_layout() -> None:
-    strip = np.zeros((64, 256, 3), np.uint8)
-    strip[..., 1] = 255
-    batch = strips_to_batch([strip, strip])
-    assert batch.shape == (2, 3, 64, 256)
-    assert batch.dtype == np.float32
-    assert batch[:, 1].min() == 1.0
-    assert batch[:, 0].max() == 0.0
 
 
 @pytest.mark.parametrize("name", ["grace_hopper", "astronaut"])

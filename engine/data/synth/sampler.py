@@ -347,10 +347,6 @@ class SynthSampler:
         source, target = _cat_rendered(parts_s, inverse), _cat_rendered(parts_t, inverse)
         return PairBatch(source.strips, target.strips), source, target
 
-    def strips(self, index: int | None = None, batch_size: int | None = None) -> StripBatch:
-        """A batch of single strips (the sources of a pair batch)."""
-        return self.pairs(index, batch_size).source
-
     def __iter__(self) -> Iterator[PairBatch]:
         while True:
             yield self.pairs()
