@@ -206,23 +206,6 @@ class SynthRenderer:
         Auto-exposure is metered per image, or, with ``exposure_group`` (B int64), on the first image of each
         group and shared by the group: a pair's target is taken with its source's exposure (same camera).
         """
-        if self.compiled:
-            try:
-                return self._render(app, scene, camera, scale, generator, exposure_group)
-            except Exception:  # any compiler failure (no C++ compiler, no Triton): run eagerly
-                logger.warning("torch.compile failed; the renderer runs eagerly (slower)", exc_info=True)
-                self.compiled = False
-        return self._render(app, scene, camera, scale, generator, exposure_group)
-
-    def _render(
-        self,
-        app: Appearance,
-        scene: Scene,
-        camera: CameraParams,
-        scale: float = 1.0,
-        generator: torch.Generator | None = None,
-        exposure_group: Tensor | None = None,
-    ) -> tuple[StripBatch, Render]:
         geo = self.config.geometry
         h = max(8, round(geo.height * scale))
         w = max(8, round(geo.width * scale))
@@ -231,7 +214,7 @@ class SynthRenderer:
         # the flag is process-wide).
         torch.set_flush_denormal(True)
         try:
-            out = render_scene(app, scene, geo, h, w, self.noise, self.compiled)
+            out = self._render_scene(app, scene, h, w)
         finally:
             torch.set_flush_denormal(False)
         gain = _auto_exposure(out.radiance, out.mask)
@@ -253,6 +236,16 @@ class SynthRenderer:
             mask=mask,
         )
         return strips, out
+
+    def _render_scene(self, app: Appearance, scene: Scene, height: int, width: int) -> Render:
+        geo = self.config.geometry
+        if self.compiled:
+            try:
+                return render_scene(app, scene, geo, height, width, self.noise, compiled=True)
+            except Exception:  # any compiler failure (no C++ compiler, no Triton): render eagerly from now on
+                logger.warning("torch.compile failed; the renderer runs eagerly (slower)", exc_info=True)
+                self.compiled = False
+        return render_scene(app, scene, geo, height, width, self.noise)
 
 
 class SynthSampler:

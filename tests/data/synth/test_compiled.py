@@ -6,8 +6,12 @@ grid_sample; both must agree.
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import torch
 
+from engine.data.synth import sampler as sampler_module
 from engine.data.synth.noise import SKIN_MID, NoiseBank
 from engine.data.synth.sampler import (
     SynthConfig,
@@ -18,7 +22,7 @@ from engine.data.synth.sampler import (
     draw_lighting,
     draw_pose,
 )
-from engine.data.synth.scene import Scene, render_scene
+from engine.data.synth.scene import Render, Scene, render_scene
 from engine.data.synth.subject import Appearance
 
 
@@ -71,3 +75,22 @@ def test_compiled_renderer_matches_eager() -> None:
     again = render_scene(small_app, small_scene, geo, 32, 128, sampler.renderer.noise, compiled=True)
     ref = render_scene(small_app, small_scene, geo, 32, 128, sampler.renderer.noise)
     _assert_same_image(again.radiance, ref.radiance)
+
+
+def test_a_compiler_failure_falls_back_to_eager(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = sampler_module.render_scene
+
+    def no_compiler(*args: Any, compiled: bool = False, **kwargs: Any) -> Render:
+        if compiled:
+            raise RuntimeError("no C++ compiler")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler_module, "render_scene", no_compiler)
+    sampler = SynthSampler(SynthConfig(), batch_size=3, compiled=True)
+    batch = sampler.pairs(0)
+    assert not sampler.renderer.compiled
+    assert "runs eagerly" in caplog.text
+    # the failure comes before any random draw of the batch, so it is the eager sampler's batch exactly
+    torch.testing.assert_close(batch.source.image, SynthSampler(SynthConfig(), batch_size=3).pairs(0).source.image)
