@@ -242,14 +242,13 @@ def _pixel_rays(geometry: StripGeometry, height: int, width: int, device: torch.
 
 
 _PixelFn = Callable[[Appearance, Scene, Tensor, float, NoiseBank], tuple[Tensor, Tensor, Tensor, Tensor]]
-_COMPILED: list[_PixelFn] = []
 
 
+@functools.cache
 def _compiled_pixels() -> _PixelFn:
     """``_render_pixels`` through ``torch.compile`` with dynamic shapes (made once per process)."""
-    if not _COMPILED:
-        _COMPILED.append(torch.compile(_render_pixels, dynamic=True))
-    return _COMPILED[0]
+    compiled: _PixelFn = torch.compile(_render_pixels, dynamic=True)
+    return compiled
 
 
 def _render_pixels(
