@@ -13,7 +13,7 @@ import typer
 from engine.data.synth.bench import bench, bench_cache
 from engine.data.synth.cache import write_cache
 from engine.data.synth.preview import write_grid
-from engine.data.synth.sampler import SynthConfig, SynthSampler
+from engine.data.synth.sampler import SynthConfig, SynthSampler, compile_by_default
 from engine.data.synth.subject import Split
 from engine.device import resolve_device
 from engine.runtime.cli import register as register_runtime
@@ -34,10 +34,8 @@ COMPILE_HELP = "Fuse the renderer with torch.compile (default on a CPU; the firs
 
 
 def _compile_for(device: str, choice: bool | None) -> bool:
-    """The renderer compiles by default on a CPU only: on CUDA it has not been measured yet."""
-    if choice is None:
-        return device == "cpu"
-    return choice
+    """``--compile/--eager`` if given, else the renderer's default for the device."""
+    return compile_by_default(device) if choice is None else choice
 
 
 @synth_app.command("preview")

@@ -34,7 +34,7 @@ import torch
 
 from engine.data.synth.bench import bench
 from engine.data.synth.cache import write_cache
-from engine.data.synth.sampler import SynthConfig, SynthSampler
+from engine.data.synth.sampler import SynthConfig, SynthSampler, compile_by_default
 from engine.data.synth.subject import Split
 from engine.device import resolve_device
 from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
@@ -110,8 +110,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     _stamp(summary, out)
 
     # 1. data
-    # compiled on a CPU only: on CUDA the compiled renderer has not been measured yet
-    compiled = torch.device(device).type == "cpu"
+    compiled = compile_by_default(device)
     speed = bench(config.synth, str(device), batch_size=config.render_batch, batches=3, compiled=compiled)
     rate = speed.strips_per_second
     summary["renderer_strips_per_s"] = {"batch_pairs": config.render_batch, "strips_per_s": rate}
