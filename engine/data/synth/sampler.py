@@ -208,8 +208,8 @@ class SynthRenderer:
     ) -> tuple[StripBatch, Render]:
         """Render at ``scale`` of the strip resolution, apply the camera, resample to the strip size.
 
-        Auto-exposure is metered per image, or, with ``exposure_group`` (B int64), on the first image of each
-        group and shared by the group: a pair's target is taken with its source's exposure (same camera).
+        Auto-exposure is metered per image, or, with ``exposure_group`` (B int64 group ids in [0, B)), on the first
+        image of each group and shared by the group: a pair's target is taken with its source's exposure.
         """
         geo = self.config.geometry
         h = max(8, round(geo.height * scale))
@@ -224,7 +224,8 @@ class SynthRenderer:
             torch.set_flush_denormal(False)
         gain = _auto_exposure(out.radiance, out.mask)
         if exposure_group is not None:
-            first = torch.full((int(exposure_group.max()) + 1,), -1, dtype=torch.long, device=gain.device)
+            # ids are below B, so B slots hold every group without reading the ids back (a GPU sync)
+            first = torch.full((len(gain),), -1, dtype=torch.long, device=gain.device)
             rows = torch.arange(len(gain), device=gain.device)
             first = first.scatter_reduce(0, exposure_group, rows, reduce="amin", include_self=False)
             gain = gain[first[exposure_group]]
