@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,25 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
         """Release what the backend holds (sessions, engines, GPU memory)."""
+
+
+ChunkRunner = Callable[[Float32Array, Float32Array, Float32Array], Sequence[Float32Array]]
+
+
+def run_in_chunks(
+    run_chunk: ChunkRunner, max_batch: int, strips: Float32Array, target_gaze: Float32Array, strength: Float32Array
+) -> NetOutputs:
+    """``run_chunk`` (outputs in :data:`OUTPUT_NAMES` order) over batches of at most ``max_batch``, joined.
+
+    For backends whose engine or graphs take a bounded batch; one chunk (the usual case) is not copied again.
+    """
+    parts = [
+        NetOutputs.from_sequence(
+            list(run_chunk(strips[i : i + max_batch], target_gaze[i : i + max_batch], strength[i : i + max_batch]))
+        )
+        for i in range(0, strips.shape[0], max_batch)
+    ]
+    return NetOutputs.concat(parts)
 
 
 def check_inputs(

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from engine.model.export import INPUT_NAMES, OUTPUT_NAMES
-from engine.runtime.backends.base import Backend, Float32Array, NetOutputs, default_cache_dir
+from engine.runtime.backends.base import Backend, Float32Array, NetOutputs, default_cache_dir, run_in_chunks
 from engine.strip import DEFAULT_STRIP, StripGeometry
 
 logger = logging.getLogger(__name__)
@@ -243,12 +243,8 @@ class TensorRTBackend(Backend):
         return torch.from_numpy(np.empty(0, dtype=np_dtype)).dtype
 
     def _run(self, strips: Float32Array, target_gaze: Float32Array, strength: Float32Array) -> NetOutputs:
-        chunks: list[list[Float32Array]] = []
         with self._lock, torch.inference_mode():
-            for start in range(0, strips.shape[0], self.max_batch):
-                stop = start + self.max_batch
-                chunks.append(self._run_chunk(strips[start:stop], target_gaze[start:stop], strength[start:stop]))
-        return NetOutputs.from_sequence([np.concatenate(parts) for parts in zip(*chunks, strict=True)])
+            return run_in_chunks(self._run_chunk, self.max_batch, strips, target_gaze, strength)
 
     def _run_chunk(self, strips: Float32Array, target_gaze: Float32Array, strength: Float32Array) -> list[Float32Array]:
         ctx = self._context

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from engine.model.export import check_model_geometry
 from engine.model.redirector import Redirector
-from engine.runtime.backends.base import Backend, Float32Array, NetOutputs
+from engine.runtime.backends.base import Backend, Float32Array, NetOutputs, run_in_chunks
 from engine.strip import DEFAULT_STRIP, StripGeometry
 
 logger = logging.getLogger(__name__)
@@ -85,12 +85,8 @@ class TorchBackend(Backend):
         return tuple(t.float() for t in out)
 
     def _run(self, strips: Float32Array, target_gaze: Float32Array, strength: Float32Array) -> NetOutputs:
-        chunks: list[tuple[Float32Array, ...]] = []
         with self._lock, torch.inference_mode():
-            for start in range(0, strips.shape[0], self.max_batch):
-                stop = start + self.max_batch
-                chunks.append(self._run_chunk(strips[start:stop], target_gaze[start:stop], strength[start:stop]))
-        return NetOutputs.from_sequence([np.concatenate(parts) for parts in zip(*chunks, strict=True)])
+            return run_in_chunks(self._run_chunk, self.max_batch, strips, target_gaze, strength)
 
     def _run_chunk(
         self, strips: Float32Array, target_gaze: Float32Array, strength: Float32Array
