@@ -9,15 +9,21 @@ are precomputed (``bench/fixtures/astronaut_1280x720_landmarks.npy``, MediaPipe'
 
 It measures, each as p50/p95 over ``--iters`` runs after a warm-up:
 
-* **network** at batch 1, 8 and 32: eager float32, eager FP16 autocast, and the torch backend's FP16 CUDA graph
-  replay (what the corrector runs), timed with CUDA events; plus ``TorchBackend.run`` with host arrays in and
-  out (wall clock), which adds the copies;
+* **network** at batch 1, 8 and 32: eager float32 and eager FP16 autocast, and the CUDA-graph replay of each
+  variant of the torch backend (:data:`VARIANTS`: ``amp``, the default, fp16 autocast with the weights cast
+  once; ``fp16``, the whole network in half precision; each also with channels-last convolutions; and the
+  backend as it was before, autocast over float32 weights), timed with CUDA events, each with its largest
+  difference from float32 eager; plus ``TorchBackend.run`` with host arrays in and out (wall clock), which adds
+  the copies;
 * **per-frame path** without landmarks, wall clock with the GPU synchronised at the end of each frame:
   ``host``: pose (OpenCV solvePnP) + strip cut (OpenCV) + network (CUDA graph, host in/out) + paste-back
-  (OpenCV), i.e. exactly :class:`engine.runtime.Corrector` with the torch CUDA backend;
+  (OpenCV) written in place, i.e. exactly :class:`engine.runtime.Corrector` with the torch CUDA backend as the
+  service and ``mirada correct`` run it; ``host_with_frame_copy``: the same writing into a copy of the frame
+  (``Corrector.process`` without ``in_place``);
   ``device``: pose on the CPU, then the upload of the face's crop (the strip's footprint, not the whole frame),
   strip cut + network + paste-back in torch on the GPU, and only the eye boxes copied back
-  (:mod:`engine.runtime.torch_geometry`).
+  (:mod:`engine.runtime.torch_geometry`). If a variant other than the default is the fastest acceptable one,
+  the frame path runs with it too.
 
 Prints a JSON summary and writes it to ``$OUT/gpu_runtime.json`` when ``OUT`` is set (or to ``--json PATH``).
 Weights: ``engine/weights/redirector.pt`` if present, else an untrained network of the same architecture (the
@@ -48,8 +54,8 @@ import torch  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
 from engine.model import Redirector, RedirectorConfig  # noqa: E402
-from engine.runtime.backends.torch_backend import TorchBackend  # noqa: E402
-from engine.runtime.paste import make_eye_regions, paste_face  # noqa: E402
+from engine.runtime.backends.torch_backend import Precision, TorchBackend  # noqa: E402
+from engine.runtime.paste import face_patches, make_eye_regions, write_patches  # noqa: E402
 from engine.runtime.pose import HeadPose, PoseEstimator, camera_matrix  # noqa: E402
 from engine.runtime.strip_cut import cut_strip, frame_to_strip_homography, strip_to_chw  # noqa: E402
 from engine.runtime.torch_geometry import (  # noqa: E402
@@ -98,14 +104,21 @@ def _time_gpu(fn: Callable[[], object], iters: int, warmup: int, cuda: bool) -> 
     return _stats(times)
 
 
-def _time_wall(fn: Callable[[], object], iters: int, warmup: int, cuda: bool) -> dict[str, float]:
-    """Wall time of ``fn`` with the GPU synchronised at the end (what a frame costs the caller)."""
+def _time_wall(
+    fn: Callable[[], object], iters: int, warmup: int, cuda: bool, setup: Callable[[], object] | None = None
+) -> dict[str, float]:
+    """Wall time of ``fn`` with the GPU synchronised at the end (what a frame costs the caller); ``setup`` runs
+    untimed before each call."""
     for _ in range(warmup):
+        if setup is not None:
+            setup()
         fn()
     if cuda:
         torch.cuda.synchronize()
     times = []
     for _ in range(iters):
+        if setup is not None:
+            setup()
         t0 = time.perf_counter()
         fn()
         if cuda:
@@ -122,13 +135,64 @@ def load_model() -> tuple[Redirector, str]:
         return Redirector(RedirectorConfig()).eval(), "untrained (engine/weights/redirector.pt not found)"
 
 
+# The torch backend's CUDA variants: (precision, channels_last). "amp" without channels_last is the default.
+VARIANTS: dict[str, tuple[Precision, bool]] = {
+    "amp": ("amp", False),
+    "amp_channels_last": ("amp", True),
+    "fp16": ("fp16", False),
+    "fp16_channels_last": ("fp16", True),
+}
+# A variant is acceptable when its outputs stay this close to float32 eager (strip pixels, degrees).
+MAX_FLOW_DIFF_PX = 0.05
+MAX_GAZE_DIFF_DEG = 0.2
+
+
+def _graph_row(
+    backend: TorchBackend,
+    on_dev: tuple[torch.Tensor, ...],
+    reference: tuple[torch.Tensor, ...],
+    iters: int,
+    warmup: int,
+) -> dict[str, Any] | str:
+    """CUDA-graph replay time of ``backend`` for these inputs, and how far its outputs are from float32 eager."""
+    with torch.inference_mode():
+        graph = backend._graph_for(int(on_dev[0].shape[0]))  # captures on first use
+        if graph is None:
+            return "capture failed (see the log); the backend runs this batch eagerly"
+        for static, value in zip(graph.inputs, on_dev, strict=True):
+            static.copy_(value)
+        graph.graph.replay()
+        flow_diff = float((graph.outputs[1] - reference[1]).abs().max())
+        gaze_diff = float(torch.rad2deg((graph.outputs[4] - reference[4]).abs().max()))
+        row: dict[str, Any] = _time_gpu(graph.graph.replay, iters, warmup, True)
+    row["flow_max_abs_diff_px"] = round(flow_diff, 5)
+    row["gaze_max_abs_diff_deg"] = round(gaze_diff, 5)
+    row["acceptable"] = flow_diff <= MAX_FLOW_DIFF_PX and gaze_diff <= MAX_GAZE_DIFF_DEG
+    return row
+
+
 def bench_network(
     model: Redirector, device: torch.device, batches: tuple[int, ...], iters: int, warmup: int
 ) -> dict[str, Any]:
-    """Network latency per batch size: eager fp32, eager fp16, graph replay, and backend.run with host arrays."""
+    """Network latency per batch size: eager fp32 and fp16 autocast, graph replay of each backend variant (on a
+    GPU), and ``backend.run`` with host arrays in and out."""
     cuda = device.type == "cuda"
     geo = DEFAULT_STRIP
     backend = TorchBackend(model, device, max_batch=max(batches))
+    variants: dict[str, TorchBackend] = {}
+    if cuda:
+        for name, (precision, channels_last) in VARIANTS.items():
+            variants[name] = (
+                backend
+                if (precision, channels_last) == (backend.precision, backend.channels_last)
+                else TorchBackend(
+                    model, device, precision=precision, channels_last=channels_last, max_batch=max(batches)
+                )
+            )
+        # The backend as it was before: autocast over float32 weights, so every replay casts each weight again.
+        before = TorchBackend(model, device, precision="amp", max_batch=max(batches))
+        before._net = before.model
+        variants["amp_fp32_weights_before"] = before
     result: dict[str, Any] = {"backend": backend.name}
     gen = torch.Generator().manual_seed(0)
     for batch in batches:
@@ -139,28 +203,33 @@ def bench_network(
         row: dict[str, Any] = {}
         with torch.inference_mode():
             row["eager_fp32"] = _time_gpu(partial(backend.model, *on_dev), iters, warmup, cuda)
+            reference = tuple(t.clone() for t in backend.model(*on_dev))
             if cuda:
                 with torch.autocast("cuda", dtype=torch.float16):
-                    row["eager_fp16"] = _time_gpu(partial(backend.model, *on_dev), iters, warmup, cuda)
-        if cuda:
-            # As the backend does: captured and fed in inference mode (its static tensors are inference tensors,
-            # which may not be written outside it).
-            with torch.inference_mode():
-                graph = backend._graph_for(batch)  # captures on first use
-                if graph is None:
-                    row["graph_fp16"] = "capture failed (see the log); the backend runs this batch eagerly"
-                else:
-                    for static, value in zip(graph.inputs, on_dev, strict=True):
-                        static.copy_(value)
-                    row["graph_fp16"] = _time_gpu(graph.graph.replay, iters, warmup, cuda)
+                    row["eager_fp16_autocast"] = _time_gpu(partial(backend.model, *on_dev), iters, warmup, cuda)
+        for name, variant in variants.items():
+            row[f"graph_{name}"] = _graph_row(variant, on_dev, reference, iters, warmup)
         host = tuple(t.numpy() for t in (strips, gaze, strength))
         row["backend_run_host_io"] = _time_wall(partial(backend.run, *host), iters, warmup, cuda)
+        # The host path end to end (staging, one upload, replay, one download) against float32 eager.
+        got = backend.run(*host)
+        row["backend_run_flow_max_abs_diff_px"] = round(float(np.abs(got.flow - reference[1].cpu().numpy()).max()), 5)
         result[f"batch_{batch}"] = row
+    timed = {
+        name: row["p50_ms"]
+        for name, row in ((n, result["batch_1"].get(f"graph_{n}")) for n in VARIANTS)
+        if isinstance(row, dict) and row["acceptable"]
+    }
+    result["fastest_acceptable_variant"] = min(timed, key=lambda n: timed[n]) if timed else None
     return result
 
 
-def bench_frame_path(model: Redirector, device: torch.device, iters: int, warmup: int) -> dict[str, Any]:
-    """The per-frame path at 1280 x 720 without landmarks, on the host geometry and on the device geometry."""
+def bench_frame_path(
+    model: Redirector, device: torch.device, iters: int, warmup: int, variant: str = "amp"
+) -> dict[str, Any]:
+    """The per-frame path at 1280 x 720 without landmarks, on the host geometry (in place, as the service and
+    ``mirada correct`` run it, and with a copy of the frame) and on the device geometry, with the torch backend's
+    ``variant`` (:data:`VARIANTS`) on a GPU."""
     cuda = device.type == "cuda"
     bgr = cv2.imread(str(FRAME_PATH), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -174,17 +243,23 @@ def bench_frame_path(model: Redirector, device: torch.device, iters: int, warmup
     if first is None:
         raise RuntimeError("the head-pose fit failed on the fixture landmarks")
     regions = make_eye_regions()
-    backend = TorchBackend(model, device, max_batch=1)
+    precision, channels_last = VARIANTS[variant] if cuda else ("fp32", False)
+    backend = TorchBackend(model, device, precision=precision, channels_last=channels_last, max_batch=1)
     target = np.zeros((1, 2), np.float32)
     strength = np.ones(1, np.float32)
     strip_batch = np.empty((1, 3, DEFAULT_STRIP.height, DEFAULT_STRIP.width), np.float32)
-    rng = np.random.default_rng(0)
     state: dict[str, HeadPose] = {"pose": first}
+    rngs = {"jitter": np.random.default_rng(0)}
     stages: dict[str, list[float]] = {"pose": [], "strip": [], "network": [], "paste": []}
+    # The in-place path writes into ``work``; each run starts from the untouched frame (restored untimed).
+    work = frame.copy()
+
+    def restore() -> None:
+        np.copyto(work, frame)
 
     def moved_landmarks() -> NDArray[np.float64]:
         # Sub-pixel jitter as from a tracker, so the pose fit works every frame as it would in a video.
-        jittered: NDArray[np.float64] = landmarks + rng.normal(0.0, 0.3, landmarks.shape)
+        jittered: NDArray[np.float64] = landmarks + rngs["jitter"].normal(0.0, 0.3, landmarks.shape)
         return jittered
 
     def pose_and_homography() -> NDArray[np.float64]:
@@ -192,20 +267,24 @@ def bench_frame_path(model: Redirector, device: torch.device, iters: int, warmup
         state["pose"] = pose
         return frame_to_strip_homography(camera, pose)
 
-    def host_path() -> NDArray[np.uint8]:
+    def host_path(in_place: bool = True) -> NDArray[np.uint8]:
+        source = work if in_place else frame
         t0 = time.perf_counter()
         homography = pose_and_homography()
         t1 = time.perf_counter()
-        strip_to_chw(cut_strip(frame, homography), strip_batch[0])
+        strip_to_chw(cut_strip(source, homography), strip_batch[0])
         t2 = time.perf_counter()
         outputs = backend.run(strip_batch, target, strength)
         t3 = time.perf_counter()
-        out = frame.copy()
-        # The corrector's default (Settings.residual_gain = 0): the warp alone, no residual.
-        paste_face(out, frame, homography, outputs.flow[0], None, 1.0, regions)
+        # As Corrector.finish: patches from the untouched frame, then written (in place, or into a copy); the
+        # corrector's default (Settings.residual_gain = 0) pastes the warp alone, no residual.
+        patches = face_patches(source, homography, outputs.flow[0], None, 1.0, regions)
+        out = source if in_place else source.copy()
+        write_patches(out, patches)
         t4 = time.perf_counter()
-        for name, a, b in (("pose", t0, t1), ("strip", t1, t2), ("network", t2, t3), ("paste", t3, t4)):
-            stages[name].append((b - a) * 1e3)
+        if in_place:
+            for name, a, b in (("pose", t0, t1), ("strip", t1, t2), ("network", t2, t3), ("paste", t3, t4)):
+                stages[name].append((b - a) * 1e3)
         return out
 
     mask = torch.from_numpy(regions.mask).to(device).reshape(1, 1, *regions.mask.shape)
@@ -227,16 +306,21 @@ def bench_frame_path(model: Redirector, device: torch.device, iters: int, warmup
         result[y0:y1, x0:x1] = boxes_to_host(out_t, crop, boxes)
         return result
 
-    result: dict[str, Any] = {"frame": f"{width}x{height}", "face_box_px": _box(landmarks)}
-    result["host"] = _time_wall(host_path, iters, warmup, cuda)
+    result: dict[str, Any] = {"frame": f"{width}x{height}", "face_box_px": _box(landmarks), "backend": backend.name}
+    result["host"] = _time_wall(host_path, iters, warmup, cuda, setup=restore)
     result["host_stages"] = {name: _stats(values[warmup:]) for name, values in stages.items()}
+    result["host_with_frame_copy"] = _time_wall(partial(host_path, False), iters, warmup, cuda)
     result["device"] = _time_wall(device_path, iters, warmup, cuda)
-    # The two implementations must agree (up to OpenCV's fixed-point interpolation).
-    state["pose"] = first
-    a = host_path()
-    state["pose"] = first
-    b = device_path()
+    # The implementations must agree: in place with a copy exactly, host with device up to OpenCV's fixed-point
+    # interpolation.
+    outputs = []
+    for run in (host_path, partial(host_path, False), device_path):
+        restore()
+        state["pose"], rngs["jitter"] = first, np.random.default_rng(1)  # the same landmarks for the three
+        outputs.append(run().copy())
+    a, copied, b = outputs
     diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    result["in_place_equals_copy"] = bool(np.array_equal(a, copied))
     result["host_vs_device_max_abs_diff"] = int(diff.max())
     result["host_vs_device_pixels_over_2"] = int((diff > 2).sum())
     return result
@@ -276,9 +360,12 @@ def main() -> None:
         "weights": weights,
         "iters": iters,
         "network": bench_network(model, device, batches, iters, warmup),
-        "frame_path_1280x720": bench_frame_path(model, device, iters, warmup),
     }
-    net = summary["network"]["batch_1"].get("graph_fp16")
+    fastest = summary["network"]["fastest_acceptable_variant"]
+    summary["frame_path_1280x720"] = bench_frame_path(model, device, iters, warmup)
+    if fastest is not None and fastest != "amp":
+        summary[f"frame_path_1280x720_{fastest}"] = bench_frame_path(model, device, iters, warmup, fastest)
+    net = summary["network"]["batch_1"].get("graph_amp")
     frame = summary["frame_path_1280x720"]
     summary["targets"] = {
         "network_batch1_p50_ms_le_0.5": isinstance(net, dict) and net["p50_ms"] <= TARGETS_MS["network_batch1"],

@@ -47,7 +47,11 @@ def main() -> None:
             times[name].append(time.perf_counter() - t)
     strips = 2 * args.batch_size
     result = {
-        "command": f"python bench/synth_renderer.py --device {args.device} --batches {args.batches}",
+        "command": (
+            f"python bench/synth_renderer.py --device {args.device} --batch-size {args.batch_size}"
+            f" --batches {args.batches}"
+        ),
+        "batch_pairs": args.batch_size,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "warmup_seconds_incl_compile": round(warmup, 1),
         "compiled_fell_back_to_eager": not samplers["compiled"].renderer.compiled,

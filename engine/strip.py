@@ -275,47 +275,40 @@ def strip_homography(
 def apply_homography(homography: npt.NDArray[np.float64], points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Map points ``[n, 2]`` (x, y) through a ``3 x 3`` homography."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    h = np.asarray(homography, dtype=np.float64)
+    h00, h01, h02, h10, h11, h12, h20, h21, h22 = _coefficients(homography)
     x, y = pts[:, 0], pts[:, 1]
     # Element-wise rather than a matrix product: an N x 3 @ 3 x 3 product goes through BLAS, whose thread pool
     # costs more than the arithmetic for the few thousand points of an eye box.
-    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    w = h20 * x + h21 * y + h22
     out: npt.NDArray[np.float64] = np.empty_like(pts)
-    out[:, 0] = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
-    out[:, 1] = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    out[:, 0] = (h00 * x + h01 * y + h02) / w
+    out[:, 1] = (h10 * x + h11 * y + h12) / w
     return out
 
 
 def invert_homography(homography: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Inverse of a ``3 x 3`` homography by its adjugate (scale is irrelevant for a homography).
+    """Inverse of a ``3 x 3`` homography by its adjugate.
 
-    Written out because :func:`numpy.linalg.inv` goes through LAPACK, whose thread pool makes a 3 x 3 inverse
-    cost up to a millisecond on a busy CPU, several times per face and frame.
+    Written out in Python floats: :func:`numpy.linalg.inv` goes through LAPACK, whose thread pool makes a 3 x 3
+    inverse cost up to a millisecond on a busy CPU, and numpy's per-element indexing costs ten times the
+    arithmetic; this runs several times per face and frame.
     """
+    a, b, c, d, e, f, g, h, i = _coefficients(homography)
+    adjugate = (
+        (e * i - f * h, c * h - b * i, b * f - c * e),
+        (f * g - d * i, a * i - c * g, c * d - a * f),
+        (d * h - e * g, b * g - a * h, a * e - b * d),
+    )
+    det = a * adjugate[0][0] + b * adjugate[1][0] + c * adjugate[2][0]
+    if not math.isfinite(det) or abs(det) < 1e-300:
+        raise ValueError("homography is singular")
+    return np.array(adjugate) / det
+
+
+def _coefficients(homography: npt.NDArray[np.float64]) -> list[float]:
+    """The nine entries of a ``3 x 3`` homography, row by row, as Python floats."""
     h = np.asarray(homography, dtype=np.float64)
     if h.shape != (3, 3):
         raise ValueError(f"homography must be 3 x 3, got {h.shape}")
-    adjugate = np.array(
-        [
-            [
-                h[1, 1] * h[2, 2] - h[1, 2] * h[2, 1],
-                h[0, 2] * h[2, 1] - h[0, 1] * h[2, 2],
-                h[0, 1] * h[1, 2] - h[0, 2] * h[1, 1],
-            ],
-            [
-                h[1, 2] * h[2, 0] - h[1, 0] * h[2, 2],
-                h[0, 0] * h[2, 2] - h[0, 2] * h[2, 0],
-                h[0, 2] * h[1, 0] - h[0, 0] * h[1, 2],
-            ],
-            [
-                h[1, 0] * h[2, 1] - h[1, 1] * h[2, 0],
-                h[0, 1] * h[2, 0] - h[0, 0] * h[2, 1],
-                h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0],
-            ],
-        ]
-    )
-    det = float(h[0] @ adjugate[:, 0])
-    if not np.isfinite(det) or abs(det) < 1e-300:
-        raise ValueError("homography is singular")
-    inverse: npt.NDArray[np.float64] = adjugate / det
-    return inverse
+    values: list[float] = h.ravel().tolist()
+    return values

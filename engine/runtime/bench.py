@@ -90,7 +90,8 @@ def bench_corrector(
     with Corrector(backend, video=True) as corrector:
         for index in range(warmup + frames):
             frame = animate(base, index)
-            _, telemetry = corrector.process(frame, settings)
+            # A fresh frame each time, as from a decoder: corrected in place, as the service and `mirada correct` do.
+            _, telemetry = corrector.process(frame, settings, in_place=True)
             if index < warmup:
                 continue
             found += len(telemetry.faces)

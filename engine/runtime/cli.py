@@ -108,7 +108,7 @@ def correct_command(
             log = stack.enter_context(telemetry.open("w", encoding="utf-8"))
         if is_image(source):
             corrector = stack.enter_context(Corrector(net, video=False))
-            result, report = corrector.process(read_image(source), settings)
+            result, report = corrector.process(read_image(source), settings, in_place=True)  # a fresh array
             write_image(out, result)
             _log_telemetry(log, report)
             typer.echo(f"{source} -> {out}: {len(report.faces)} face(s), {report.total_ms:.1f} ms")
@@ -116,7 +116,8 @@ def correct_command(
         corrector = stack.enter_context(Corrector(net, video=True))
 
         def correct_frame(frame: NDArray[np.uint8], time_s: float) -> NDArray[np.uint8]:
-            result, report = corrector.process(frame, settings, timestamp_s=time_s)
+            # The frame is a fresh conversion of the decoded one, so no copy of it is needed.
+            result, report = corrector.process(frame, settings, timestamp_s=time_s, in_place=True)
             _log_telemetry(log, report)
             return result
 

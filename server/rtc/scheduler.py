@@ -98,10 +98,17 @@ class BatchScheduler:
     # --- one frame -------------------------------------------------------------------------------------
 
     async def process(
-        self, corrector: Corrector, frame_rgb: Uint8Array, settings: Settings, timestamp_s: float | None = None
+        self,
+        corrector: Corrector,
+        frame_rgb: Uint8Array,
+        settings: Settings,
+        timestamp_s: float | None = None,
+        *,
+        in_place: bool = False,
     ) -> tuple[Uint8Array, Telemetry | None]:
         """Correct one frame of ``corrector``'s stream; on any failure return ``frame_rgb`` itself and no
-        telemetry. Frames of one stream must be processed one after the other (its tracker is sequential)."""
+        telemetry. Frames of one stream must be processed one after the other (its tracker is sequential).
+        ``in_place`` writes the corrected eyes into ``frame_rgb`` (see :meth:`Corrector.process`)."""
         loop = asyncio.get_running_loop()
         self._preparing += 1
         try:
@@ -119,7 +126,7 @@ class BatchScheduler:
             outputs, net_ms = await self._network(prepared)
         try:
             out, telemetry = await loop.run_in_executor(
-                self.pool, functools.partial(corrector.finish, prepared, outputs, net_ms=net_ms)
+                self.pool, functools.partial(corrector.finish, prepared, outputs, net_ms=net_ms, in_place=in_place)
             )
         except Exception as err:
             self.health.report("finish", err)

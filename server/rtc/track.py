@@ -84,7 +84,7 @@ def patch_regions(like: VideoFrame, rgb: Uint8Array, boxes: list[Box]) -> VideoF
 
 
 def changed_boxes(telemetry: Telemetry | None) -> list[Box] | None:
-    """The boxes the corrector wrote, or None if it did not say (then the whole frame is converted)."""
+    """The boxes the corrector wrote, or None if it wrote none (or there is no telemetry: it did not run)."""
     if telemetry is None:
         return None
     boxes = [box for face in telemetry.faces for box in face.eye_boxes]
@@ -159,16 +159,15 @@ class CorrectedVideoTrack(MediaStreamTrack):
                 self.scheduler.health.report("decode", err)
             else:
                 timestamp = self._clock.seconds(frame, arrived.arrived)
-                out, telemetry = await self.scheduler.process(self.corrector, rgb, self._settings(), timestamp)
-                if out is not rgb:
-                    boxes = changed_boxes(telemetry)
+                # In place: ``rgb`` is a fresh conversion of the frame, and the eye boxes in the telemetry say
+                # what was written into it (none: the frame goes on as it came).
+                out, telemetry = await self.scheduler.process(
+                    self.corrector, rgb, self._settings(), timestamp, in_place=True
+                )
+                boxes = changed_boxes(telemetry)
+                if boxes is not None:
                     try:
-                        if boxes is None:
-                            out_frame = await loop.run_in_executor(self.scheduler.pool, from_rgb, out, frame)
-                        else:
-                            out_frame = await loop.run_in_executor(
-                                self.scheduler.pool, patch_regions, frame, out, boxes
-                            )
+                        out_frame = await loop.run_in_executor(self.scheduler.pool, patch_regions, frame, out, boxes)
                     except Exception as err:
                         self.scheduler.health.report("encode", err)
         self._on_frame(telemetry, (time.perf_counter() - arrived.arrived) * 1000.0)

@@ -229,3 +229,18 @@ def test_the_warp_field_moves_the_eyes_by_its_size_in_the_frame(
     axis = int(np.argmax(np.abs(expected)))
     assert 0.6 < moved[axis] / expected[axis] < 1.4, (moved, expected)
     assert abs(moved[1 - axis]) < 0.3 * abs(expected[axis]), (moved, expected)
+
+
+@pytest.mark.parametrize("name", ["grace_hopper", "astronaut"])
+def test_in_place_gives_the_same_frame_without_a_copy(name: str, request: pytest.FixtureRequest) -> None:
+    frame: Frame = request.getfixturevalue(name)
+    with _photo(frame) as corrector:
+        copied, telemetry = corrector.process(frame, Settings())
+    work = frame.copy()
+    with _photo(frame) as corrector:
+        in_place, in_place_telemetry = corrector.process(work, Settings(), in_place=True)
+    assert in_place is work
+    assert copied is not frame
+    assert np.any(copied != frame)
+    assert np.array_equal(in_place, copied)
+    assert in_place_telemetry.faces[0].eye_boxes == telemetry.faces[0].eye_boxes

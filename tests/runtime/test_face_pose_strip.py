@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,9 +12,9 @@ from numpy.typing import NDArray
 from skimage import data
 
 from engine.runtime.face import EYE_CORNERS, IRIS_CENTRES, NUM_LANDMARKS, FaceTracker
-from engine.runtime.pose import PoseEstimator, camera_matrix
+from engine.runtime.pose import HeadPose, PoseEstimator, camera_matrix
 from engine.runtime.strip_cut import cut_strip, frame_to_strip_homography
-from engine.strip import DEFAULT_EYE_MODEL, DEFAULT_STRIP, apply_homography, invert_homography
+from engine.strip import DEFAULT_EYE_MODEL, DEFAULT_STRIP, apply_homography, invert_homography, strip_homography
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +110,17 @@ def test_first_fit_and_tracked_fits_agree(name: str, tracker: FaceTracker, reque
     # Same solution (the mirrored one is 40-50° away); pitch itself is weakly constrained by 0.5 px of jitter.
     assert abs(np.degrees(first_pitch - tracked_pitch)) < 10.0
     assert abs(np.degrees(first_pitch)) < 20.0  # both photos face the camera, within the corrector's head gate
+
+
+def test_the_runtime_homography_is_the_shared_strip_homography() -> None:
+    """The float version the runtime uses per frame equals :func:`engine.strip.strip_homography` (torch)."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rotation, _ = cv2.Rodrigues(rng.normal(0.0, 0.3, 3))
+        pose = HeadPose(np.asarray(rotation, np.float64), rng.uniform([-200, -150, 300], [200, 150, 1500]))
+        camera = camera_matrix(int(rng.integers(320, 1920)), int(rng.integers(240, 1080)), rng.uniform(0.7, 1.5))
+        expected = strip_homography(
+            torch.from_numpy(camera), torch.from_numpy(pose.centre), torch.from_numpy(pose.rotation)
+        ).numpy()
+        actual = frame_to_strip_homography(camera, pose)
+        assert np.allclose(actual, expected, rtol=1e-9, atol=1e-12)

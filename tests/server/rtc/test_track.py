@@ -80,5 +80,5 @@ def test_the_corrector_changes_nothing_outside_the_boxes_it_reports(face: NDArra
     assert not diff[~inside].any()
 
 
-def test_no_telemetry_or_no_boxes_means_whole_frame() -> None:
+def test_no_telemetry_or_no_boxes_means_nothing_was_written() -> None:
     assert changed_boxes(None) is None
