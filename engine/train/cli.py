@@ -254,6 +254,9 @@ def train_estimator_command(
         float | None, typer.Option(help="Stop (and checkpoint) after this many minutes, even before --steps.")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint at --out.")] = False,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from this estimator checkpoint's weights (fresh optimiser).")
+    ] = None,
     cache: Annotated[Path | None, typer.Option(help="Train from this pair cache (mirada synth cache).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
@@ -271,6 +274,7 @@ def train_estimator_command(
             "seed": seed,
             "max_seconds": None if max_minutes is None else 60.0 * max_minutes,
             "cache": None if cache is None else str(cache),
+            "init_weights": None if init is None else str(init),
         }
         cfg = replace(base, estimator=est, **{k: v for k, v in overrides.items() if v is not None})
         if out is not None:

@@ -306,6 +306,9 @@ class EstimatorTrainConfig:
     max_seconds: float | None = None
     synth: SynthConfig = field(default_factory=SynthConfig)
     cache: str | None = None  # a pre-rendered pair cache (mirada synth cache) to train from instead of rendering
+    # Start from these estimator weights (a checkpoint of the same architecture) with a fresh optimiser: to train
+    # an estimator further, e.g. where the renderer got faster and more data fits the budget.
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "lr_decay_steps", "log_every", "checkpoint_every"):
@@ -369,6 +372,14 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
         restore_rng_state(payload["rng"])
         step = int(payload["step"])
         logger.info("resumed estimator training from %s at step %d", out, step)
+    elif config.init_weights is not None:
+        initial = load_estimator(Path(config.init_weights), device)
+        if initial.config != config.estimator:
+            raise ValueError(
+                f"{config.init_weights} holds a {initial.config} estimator, but this run trains {config.estimator}"
+            )
+        model.load_state_dict(initial.state_dict())
+        logger.info("estimator %s starts from %s", config.estimator.arch, config.init_weights)
 
     def checkpoint(at: int) -> None:
         extra = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,28 @@ def test_train_estimator_checkpoints_and_resumes_exactly(tmp_path: Path) -> None
     assert not any(p.requires_grad for p in loaded.parameters())
     x = torch.rand(2, 3, 32, 128)
     torch.testing.assert_close(loaded(x).gaze, full.model(x).gaze)
+
+
+def test_train_estimator_can_start_from_other_weights(tmp_path: Path) -> None:
+    def config(steps: int, out: Path, init: Path | None = None, width: int = 8) -> EstimatorTrainConfig:
+        return EstimatorTrainConfig(
+            estimator=EstimatorConfig(arch="b", width=width, hidden_dim=16),
+            steps=steps,
+            batch_size=2,
+            device="cpu",
+            out=str(out),
+            val_batches=0,
+            synth=TINY_SYNTH,
+            seed=5,
+            init_weights=None if init is None else str(init),
+        )
+
+    first = train_estimator(config(2, tmp_path / "first.pt"), progress=False)
+    # Zero steps of training from the first run's weights: the same network, not the seed's fresh one.
+    same = train_estimator(replace(config(1, tmp_path / "again.pt", tmp_path / "first.pt"), lr=1e-12), progress=False)
+    fresh = train_estimator(replace(config(1, tmp_path / "fresh.pt"), lr=1e-12), progress=False)
+    x = torch.rand(2, 3, 32, 128)
+    torch.testing.assert_close(same.model(x).gaze, first.model(x).gaze, atol=1e-5, rtol=0)
+    assert not torch.allclose(fresh.model(x).gaze, first.model(x).gaze, atol=1e-5)
+    with pytest.raises(ValueError, match="estimator"):
+        train_estimator(config(1, tmp_path / "wide.pt", tmp_path / "first.pt", width=16), progress=False)

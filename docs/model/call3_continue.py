@@ -1,0 +1,94 @@
+"""Device call 3 (session 4): judge B and the shipped redirector trained further, in parallel, on a larger cache.
+
+    PYTHONPATH=. python docs/model/call3_continue.py      # on the GPU machine; $OUT receives the results
+
+The renderer now makes about 25,000 strips/s eagerly on an H200 (it made 5,500 in call 1), so the cache is larger
+(``NPAIRS``, default 65,536 pairs). Judge B continues from the shipped B and the redirector from the shipped
+redirector (estimator A, the critic, stays as shipped), each for ``SECONDS``. Then both redirectors (shipped and
+new) are scored on the same 1,024 test pairs by both judges (shipped and new); which one ships is decided from
+that table, not here. Environment: ``DEV`` (cuda), ``NPAIRS``, ``SECONDS`` (330), ``EVAL`` (1024 pairs),
+``BATCH`` (redirector pairs per step, 64), ``BBATCH`` (judge pairs per step, 128).
+"""
+
+import json
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from engine.data.synth.cache import write_cache
+from engine.data.synth.sampler import SynthConfig, SynthSampler
+from engine.data.synth.subject import Split
+from engine.eval.metrics import EvalConfig, evaluate_redirector
+from engine.train.checkpoint import load_payload, load_redirector, ship_checkpoint
+from engine.train.config import TrainConfig
+from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig, load_estimator, save_estimator
+from engine.train.recipe import _estimator_job, _fast_cuda, _redirector_job, _run_parallel
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    env = os.environ.get
+    dev = env("DEV", "cuda")
+    npairs, seconds, pairs_eval = int(env("NPAIRS", "65536")), float(env("SECONDS", "330")), int(env("EVAL", "1024"))
+    batch, bbatch = int(env("BATCH", "64")), int(env("BBATCH", "128"))
+    out, work, shipped = Path(env("OUT", "/tmp/c3out")), Path(env("WORK", "/tmp/c3")), Path("engine/weights")
+    out.mkdir(exist_ok=True, parents=True)
+    work.mkdir(exist_ok=True, parents=True)
+    _fast_cuda()
+    t0 = time.monotonic()
+    summary: dict = {"npairs": npairs, "seconds": seconds}
+    cache = work / "pairs.h5"
+    render_batch = min(2048, npairs)
+    write_cache(SynthSampler(SynthConfig(), Split.TRAIN, seed=31337, batch_size=render_batch, device=dev), cache, npairs, progress=False)
+    summary["cache_s"] = time.monotonic() - t0
+    init = load_payload(shipped / "redirector.pt")
+    cfg = replace(
+        TrainConfig.from_dict(init["config"]),
+        steps=10**7,
+        max_seconds=seconds,
+        checkpoint_every=10**7,
+        batch_size=batch,
+        log_dir=str(work / "redirector"),
+        cache=str(cache),
+        estimator_checkpoint=str(shipped / "estimator_a.pt"),
+        judge_checkpoint=str(shipped / "estimator_b.pt"),  # the new B is still training when this run ends
+        init_weights=str(shipped / "redirector.pt"),
+        lr=3e-4,
+        device=dev,
+        seed=4,
+    )
+    bcfg = EstimatorTrainConfig(
+        estimator=EstimatorConfig(arch="b", width=24),
+        steps=10**7,
+        batch_size=bbatch,
+        lr=5e-4,
+        lr_decay=0.5,
+        lr_decay_steps=int(env("BDECAY", "700")),
+        seed=2,
+        device=dev,
+        out=str(work / "estimator_b.pt"),
+        checkpoint_every=10**7,
+        max_seconds=seconds,
+        cache=str(cache),
+        init_weights=str(shipped / "estimator_b.pt"),
+    )
+    res = _run_parallel([(_estimator_job, (bcfg, 4)), (_redirector_job, (cfg, pairs_eval, 4))])
+    summary["judge_b"] = res[0]
+    summary["redirector"] = {k: v for k, v in res[1].items() if k != "history"}
+    summary["redirector"]["from_step"] = init["step"]
+    summary["train_s"] = time.monotonic() - t0
+    new_path = ship_checkpoint(work / "redirector" / "last.pt", out / "redirector.pt")
+    judges = {"shipped_b": load_estimator(shipped / "estimator_b.pt", dev), "new_b": load_estimator(bcfg.out, dev)}
+    models = {"shipped": shipped / "redirector.pt", "new": new_path}
+    table = {}
+    for model_name, path in models.items():
+        model, config, _ = load_redirector(path, dev)
+        for judge_name, judge in judges.items():
+            metrics = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=pairs_eval))
+            table[f"{model_name} by {judge_name}"] = metrics.to_dict()
+    summary["evaluation"] = table
+    save_estimator(load_estimator(bcfg.out), out / "estimator_b.pt")  # weights only, as shipped
+    summary["total_s"] = time.monotonic() - t0
+    (out / "summary3.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(json.dumps(summary, indent=1, default=str))
