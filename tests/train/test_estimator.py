@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -54,18 +55,24 @@ def test_training_steps_reduce_the_estimator_loss() -> None:
     assert max(losses[-2:]) < 0.8 * losses[0], losses
 
 
-def test_train_estimator_checkpoints_and_resumes_exactly(tmp_path: Path) -> None:
-    def config(steps: int, out: Path) -> EstimatorTrainConfig:
-        return EstimatorTrainConfig(
-            estimator=EstimatorConfig(arch="b", width=8, hidden_dim=16),
+def _tiny_config(steps: int, out: Path, width: int = 8, **fields: Any) -> EstimatorTrainConfig:
+    """A few CPU steps of a tiny estimator B on tiny strips."""
+    return replace(
+        EstimatorTrainConfig(
+            estimator=EstimatorConfig(arch="b", width=width, hidden_dim=16),
             steps=steps,
             batch_size=2,
             device="cpu",
             out=str(out),
             val_batches=1,
             synth=TINY_SYNTH,
-        )
+        ),
+        **fields,
+    )
 
+
+def test_train_estimator_checkpoints_and_resumes_exactly(tmp_path: Path) -> None:
+    config = _tiny_config
     full = train_estimator(config(3, tmp_path / "full.pt"), progress=False)
     assert len(full.losses) == 3
     assert math.isfinite(full.val_gaze_deg)
@@ -83,17 +90,7 @@ def test_train_estimator_checkpoints_and_resumes_exactly(tmp_path: Path) -> None
 
 def test_train_estimator_can_start_from_other_weights(tmp_path: Path) -> None:
     def config(steps: int, out: Path, init: Path | None = None, width: int = 8) -> EstimatorTrainConfig:
-        return EstimatorTrainConfig(
-            estimator=EstimatorConfig(arch="b", width=width, hidden_dim=16),
-            steps=steps,
-            batch_size=2,
-            device="cpu",
-            out=str(out),
-            val_batches=0,
-            synth=TINY_SYNTH,
-            seed=5,
-            init_weights=None if init is None else str(init),
-        )
+        return _tiny_config(steps, out, width, val_batches=0, seed=5, init_weights=None if init is None else str(init))
 
     first = train_estimator(config(2, tmp_path / "first.pt"), progress=False)
     # Zero steps of training from the first run's weights: the same network, not the seed's fresh one.
