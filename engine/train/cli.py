@@ -257,6 +257,10 @@ def train_estimator_command(
     init: Annotated[
         Path | None, typer.Option(help="Start from this estimator checkpoint's weights (fresh optimiser).")
     ] = None,
+    lr_schedule: Annotated[
+        str | None,
+        typer.Option(help="step (decay every lr_decay_steps) or cosine (anneal over --max-minutes)."),
+    ] = None,
     cache: Annotated[Path | None, typer.Option(help="Train from this pair cache (mirada synth cache).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
@@ -275,6 +279,7 @@ def train_estimator_command(
             "max_seconds": None if max_minutes is None else 60.0 * max_minutes,
             "cache": None if cache is None else str(cache),
             "init_weights": None if init is None else str(init),
+            "lr_schedule": lr_schedule,
         }
         cfg = replace(base, estimator=est, **{k: v for k, v in overrides.items() if v is not None})
         if out is not None:

@@ -295,6 +295,10 @@ class EstimatorTrainConfig:
     lr: float = 1e-3
     lr_decay: float = 0.5
     lr_decay_steps: int = 8_000
+    # "step": times ``lr_decay`` every ``lr_decay_steps``; "cosine": from ``lr`` down to 0 along half a cosine
+    # over ``max_seconds`` of wall clock (for runs bounded by time, where the step count is not known ahead; a
+    # resumed run starts its cosine again).
+    lr_schedule: Literal["step", "cosine"] = "step"
     loss: Literal["l1", "l2"] = "l1"
     seed: int = 0
     device: str = "auto"
@@ -320,6 +324,10 @@ class EstimatorTrainConfig:
             raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
         if self.loss not in ("l1", "l2"):
             raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
+        if self.lr_schedule not in ("step", "cosine"):
+            raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
+        if self.lr_schedule == "cosine" and self.max_seconds is None:
+            raise ValueError("the cosine schedule runs over the time budget: set max_seconds")
 
 
 @dataclass(frozen=True)
@@ -395,14 +403,20 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
     # Detached GPU scalars, read once at the end: a float() per step would wait for the GPU every step.
     losses: list[Tensor] = []
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc=f"estimator {config.estimator.arch}")
-    deadline = None if config.max_seconds is None else time.monotonic() + config.max_seconds
+    started = time.monotonic()
+    deadline = None if config.max_seconds is None else started + config.max_seconds
     while step < config.steps:
+        if config.lr_schedule == "cosine" and config.max_seconds is not None:
+            done = min((time.monotonic() - started) / config.max_seconds, 1.0)
+            for group in optimiser.param_groups:
+                group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * done))
         pair = sampler.pairs(step)
         loss = estimator_loss(model, StripBatch.cat([pair.source, pair.target]), config.loss)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
-        scheduler.step()
+        if config.lr_schedule == "step":
+            scheduler.step()
         step += 1
         losses.append(loss.detach())
         bar.update(1)

@@ -135,7 +135,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
                     estimator=EstimatorConfig(arch=arch, width=config.estimator_width),  # type: ignore[arg-type]
                     steps=_UNBOUNDED_STEPS,
                     batch_size=config.estimator_batch,
-                    lr_decay_steps=_UNBOUNDED_STEPS,
+                    lr_schedule="cosine",  # annealed over the stage's budget
                     seed=i,
                     device=str(device),
                     out=str(path),

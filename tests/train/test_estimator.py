@@ -12,6 +12,7 @@ import torch
 
 from engine.data.batch import StripBatch
 from engine.data.synth import Split, SynthSampler
+from engine.train.checkpoint import load_payload
 from engine.train.estimator import (
     EstimatorA,
     EstimatorB,
@@ -101,3 +102,14 @@ def test_train_estimator_can_start_from_other_weights(tmp_path: Path) -> None:
     assert not torch.allclose(fresh.model(x).gaze, first.model(x).gaze, atol=1e-5)
     with pytest.raises(ValueError, match="estimator"):
         train_estimator(config(1, tmp_path / "wide.pt", tmp_path / "first.pt", width=16), progress=False)
+
+
+def test_the_cosine_schedule_anneals_over_the_time_budget(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_seconds"):
+        _tiny_config(1, tmp_path / "x.pt", lr_schedule="cosine")
+    config = _tiny_config(10**6, tmp_path / "cos.pt", lr_schedule="cosine", max_seconds=1.0, val_batches=0)
+    result = train_estimator(config, progress=False)
+    assert len(result.losses) > 3
+    # the last step ran late in the budget, so its learning rate was most of the way down the cosine
+    last_lr = load_payload(tmp_path / "cos.pt")["optimizer"]["param_groups"][0]["lr"]
+    assert 0.0 <= last_lr < 0.25 * config.lr
