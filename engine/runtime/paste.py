@@ -66,10 +66,15 @@ def make_eye_regions(
 
 def eye_boxes_in_frame(homography: Float64Array, regions: EyeRegions, frame_size: tuple[int, int]) -> list[Box]:
     """The frame boxes (x0, y0, x1, y1), exclusive ends, that hold each eye region, clipped to the frame."""
+    return _eye_boxes(invert_homography(homography), regions, frame_size)
+
+
+def _eye_boxes(inverse: Float64Array, regions: EyeRegions, frame_size: tuple[int, int]) -> list[Box]:
+    """:func:`eye_boxes_in_frame` from the inverse homography (strip -> frame pixels) a caller already has."""
     corners = np.array(
         [[x, y] for x0, y0, x1, y1 in regions.boxes for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
     )
-    in_frame = apply_homography(invert_homography(homography), corners)  # all eyes' corners in one pass
+    in_frame = apply_homography(inverse, corners)  # all eyes' corners in one pass
     boxes = []
     for i in range(len(regions.boxes)):
         box = clipped_box(in_frame[4 * i : 4 * i + 4], frame_size, _BOX_MARGIN_PX)
@@ -132,7 +137,7 @@ def face_patches(
     if residual is not None:
         residual_hwc = np.ascontiguousarray(np.asarray(residual, dtype=np.float32).transpose(1, 2, 0))
     patches = []
-    for box in eye_boxes_in_frame(homography, regions, (frame.shape[0], frame.shape[1])):
+    for box in _eye_boxes(inverse, regions, (frame.shape[0], frame.shape[1])):
         patch = _patch(frame, box, homography, inverse, mask_flow, residual_hwc, min(opacity, 1.0))
         if patch is not None:
             patches.append(patch)
