@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 import torch
@@ -73,3 +73,21 @@ def test_evaluation_of_an_untrained_model_returns_finite_metrics() -> None:
     assert table.count("\n") == 4
     assert "| tiny |" in table
     assert "± 0.00" in table
+
+
+def test_open_eye_figures_leave_out_closed_eyes() -> None:
+    torch.manual_seed(0)
+    model, judge = Redirector(TINY_MODEL), tiny_estimator("b")
+    config = EvalConfig(pairs=4, batch_size=2)
+    # every eye open: the open-eye figures are the all-pair figures
+    opened = evaluate_redirector(model, judge, replace(TINY_SYNTH, closed_fraction=0.0, blink_fraction=0.0), config)
+    assert opened.open_pairs == 4
+    assert opened.gaze_redirection_open_deg == pytest.approx(opened.gaze_redirection_deg)
+    assert opened.judge_gaze_floor_open_deg == pytest.approx(opened.judge_gaze_floor_deg)
+    # every eye closed: no open pair to average over, and the all-pair figures are still reported
+    closed = evaluate_redirector(model, judge, replace(TINY_SYNTH, closed_fraction=1.0, blink_fraction=0.0), config)
+    assert closed.open_pairs == 0
+    assert math.isnan(closed.gaze_redirection_open_deg)
+    assert math.isnan(closed.judge_gaze_floor_open_deg)
+    assert math.isfinite(closed.gaze_redirection_deg)
+    assert "nan" in markdown_table({"closed": closed})

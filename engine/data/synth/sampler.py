@@ -184,6 +184,7 @@ class Rendered:
     strips: StripBatch
     pupil_px: Tensor  # B x 2 x 2
     glasses: Tensor  # B bool
+    scale: Tensor  # B, the sensor's resolution relative to the strip (one of ``SynthConfig.render_scales``)
 
 
 class SynthRenderer:
@@ -345,8 +346,9 @@ class SynthSampler:
                 exposure_group=group,
             )
             glasses = app.glasses[rows]
-            parts_s.append(Rendered(strips.index(slice(0, m)), out.pupil_px[:m], glasses))
-            parts_t.append(Rendered(strips.index(slice(m, 2 * m)), out.pupil_px[m:], glasses))
+            scales = torch.full((m,), scale, device=dev)
+            parts_s.append(Rendered(strips.index(slice(0, m)), out.pupil_px[:m], glasses, scales))
+            parts_t.append(Rendered(strips.index(slice(m, 2 * m)), out.pupil_px[m:], glasses, scales))
             order.append(rows)
         inverse = torch.argsort(torch.cat(order))
         source, target = _cat_rendered(parts_s, inverse), _cat_rendered(parts_t, inverse)
@@ -379,4 +381,5 @@ def _cat_rendered(parts: list[Rendered], inverse: Tensor) -> Rendered:
         strips=strips,
         pupil_px=torch.cat([p.pupil_px for p in parts])[inverse],
         glasses=torch.cat([p.glasses for p in parts])[inverse],
+        scale=torch.cat([p.scale for p in parts])[inverse],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -43,6 +44,20 @@ def test_batch_shapes_ranges_and_pairs() -> None:
     # pairs differ in gaze (independent draws), and lid closure is shared by default
     assert (pairs.source.gaze - pairs.target.gaze).abs().sum(-1).min() > 0
     assert torch.equal(pairs.source.closed, pairs.target.closed)
+
+
+def test_rendered_pairs_carry_their_sensor_scale() -> None:
+    config = dataclasses.replace(SMALL, render_scales=(0.25, 1.0))
+    _, source, target = SynthSampler(config, seed=0, batch_size=16).render_pairs(0)
+    assert set(source.scale.tolist()) == {0.25, 1.0}
+    assert torch.equal(source.scale, target.scale)  # a pair is taken by one camera
+
+    # the label is the resolution the strip was rendered at: upscaled from a quarter, it has less fine detail
+    def detail(image: torch.Tensor) -> torch.Tensor:
+        return (image[..., 1:] - image[..., :-1]).abs().mean(dim=(1, 2, 3))
+
+    sharp = detail(source.strips.image)
+    assert float(sharp[source.scale == 0.25].mean()) < 0.7 * float(sharp[source.scale == 1.0].mean())
 
 
 def test_poses_stay_in_their_ranges() -> None:
