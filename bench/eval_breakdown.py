@@ -7,7 +7,8 @@ The test pairs are those ``mirada eval --device cpu`` scores (test subjects, sam
 rendered again with what only the renderer knows (glasses, sensor scale). Each row averages the pairs of one
 condition of the target: eyes closed, partly closed (openness under 0.5) or open; glasses or not; each sensor
 scale; gaze or head far from the camera axis; a large or a small gaze change from the source. A condition whose
-floor is high is one the judge cannot read, whatever the redirector does.
+floor is high is one the judge cannot read, whatever the redirector does; "unredirected" is what doing nothing
+scores there (the judge's gaze of the source against the target gaze).
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from engine.strip import angular_error_deg
 from engine.train.checkpoint import load_redirector
 from engine.train.estimator import load_estimator
 
-_ERRORS = ("gaze_redirection_deg", "head_redirection_deg", "judge_gaze_floor_deg", "judge_head_floor_deg")
+_ERRORS = (
+    "gaze_unredirected_deg",
+    "gaze_redirection_deg",
+    "head_redirection_deg",
+    "judge_gaze_floor_deg",
+    "judge_head_floor_deg",
+)
 
 
 @torch.no_grad()
@@ -46,9 +53,11 @@ def per_pair(
         batch, _, target = sampler.render_pairs(index, n)
         s, t = batch.source, batch.target
         out = model.decode(model.redirect(model.encode(s.image), t.gaze, t.head), s.image).strip_out
-        read = judge(torch.cat((out, t.image)))
-        g, h = read.gaze.split(n), read.head.split(n)
+        read = judge(torch.cat((out, t.image, s.image)))
+        g, h = read.gaze.split(n), read.head.split(n)  # output, target render, source render
         row = {
+            # what doing nothing scores: the judge's gaze of the source against the target gaze
+            "gaze_unredirected_deg": angular_error_deg(g[2], t.gaze),
             "gaze_redirection_deg": angular_error_deg(g[0], t.gaze),
             "head_redirection_deg": angular_error_deg(h[0], t.head),
             "judge_gaze_floor_deg": angular_error_deg(g[1], t.gaze),
@@ -103,8 +112,9 @@ def breakdown(rows: dict[str, Tensor], scales: tuple[float, ...]) -> dict[str, d
 def markdown(table: dict[str, dict[str, float]]) -> str:
     """The breakdown as a markdown table."""
     lines = [
-        "| condition | pairs | gaze redir. (°) | head redir. (°) | judge gaze floor (°) | judge head floor (°) |",
-        "|---|---|---|---|---|---|",
+        "| condition | pairs | gaze, unredirected (°) | gaze redir. (°) | head redir. (°) | judge gaze floor (°) "
+        "| judge head floor (°) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, row in table.items():
         cells = [name, str(int(row["pairs"]))] + [f"{row[key]:.2f}" for key in _ERRORS]

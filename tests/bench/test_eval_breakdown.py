@@ -11,6 +11,7 @@ from bench.eval_breakdown import breakdown, markdown
 def _rows() -> dict[str, torch.Tensor]:
     n = 4
     return {
+        "gaze_unredirected_deg": torch.tensor([30.0, 10.0, 10.0, 10.0]),
         "gaze_redirection_deg": torch.tensor([1.0, 2.0, 3.0, 10.0]),
         "head_redirection_deg": torch.tensor([1.0, 1.0, 1.0, 1.0]),
         "judge_gaze_floor_deg": torch.tensor([0.5, 0.5, 0.5, 20.0]),
@@ -39,4 +40,4 @@ def test_each_condition_averages_its_own_pairs() -> None:
     assert table["head beyond 15° (pitch or yaw)"]["pairs"] == 1
     text = markdown(table)
     assert text.count("\n") == len(table) + 2
-    assert "| eyes closed | 1 | 10.00 |" in text
+    assert "| eyes closed | 1 | 10.00 | 10.00 | 1.00 | 20.00 |" in text
