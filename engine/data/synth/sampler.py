@@ -17,6 +17,7 @@ from torch import Tensor
 
 from engine.data.batch import PairBatch, StripBatch
 from engine.data.synth.camera import CameraParams, expose, resample
+from engine.data.synth.denormals import flush_denormals
 from engine.data.synth.noise import NoiseBank
 from engine.data.synth.scene import Render, Scene, render_scene
 from engine.data.synth.subject import Appearance, Split, SubjectPool, draw_subjects, hash_uniform
@@ -222,13 +223,9 @@ class SynthRenderer:
         h = max(8, round(geo.height * scale))
         w = max(8, round(geo.width * scale))
         # The shading evaluates exp() of large negative numbers everywhere; their denormal results do not matter
-        # to the image and cost ~25 % of the CPU render time unless flushed to zero (restored afterwards, since
-        # the flag is process-wide).
-        torch.set_flush_denormal(True)
-        try:
+        # to the image and are slow unless flushed to zero, on every thread (see engine/data/synth/denormals.py).
+        with flush_denormals():
             out = self._render_scene(app, scene, h, w)
-        finally:
-            torch.set_flush_denormal(False)
         gain = _auto_exposure(out.radiance, out.mask)
         if exposure_group is not None:
             # ids are below B, so B slots hold every group without reading the ids back (a GPU sync)
