@@ -19,8 +19,8 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check engine server tests
-	$(BIN)/ruff format --check engine server tests
+	$(BIN)/ruff check engine server tests bench
+	$(BIN)/ruff format --check engine server tests bench
 
 typecheck: setup
 	$(BIN)/mypy

@@ -5,9 +5,9 @@ image, but arithmetic on denormals is slow. ``torch.set_flush_denormal`` sets th
 the x86 MXCSR register) of the calling thread only, while every parallel kernel (eager or compiled) runs half
 its work on OpenMP worker threads that keep their own flag: they went on computing denormals, and the calling
 thread waited for them. :func:`flush_denormals` also runs the switch once on each thread of the OpenMP team
-(a ``GOMP_parallel`` region entered through ``ctypes``), which made the CPU renderer about 11 % faster
-(``bench/synth_renderer.py``, session 5). Where the OpenMP runtime is not GNU's (or there is no x86 flag), it
-falls back to the calling thread alone.
+(a ``GOMP_parallel`` region entered through ``ctypes``), which made the compiled CPU renderer 8 to 16 % faster
+on 2 cores (``bench/synth_denormals.py``, session 5). Where the OpenMP runtime is not GNU's (or there is no x86
+flag), it falls back to the calling thread alone.
 """
 
 from __future__ import annotations
