@@ -6,7 +6,9 @@ looking image a webcam delivers and resamples it to the strip size, as the runti
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -108,9 +110,21 @@ def _mix_channels(matrix: Tensor, x: Tensor) -> Tensor:
 def jpeg(x: Tensor, quality: Tensor) -> Tensor:
     """Baseline JPEG round trip (4:2:0 chroma, standard tables) of images in [0, 1], per-image quality.
 
-    Pure torch, so it runs wherever the renderer runs; images with quality >= 100 pass through unchanged.
+    Pure torch, so it runs wherever the renderer runs; images with quality >= 100 pass through unchanged (and
+    cost nothing: only the others are encoded).
     """
-    b, _, h, w = x.shape
+    coded = (quality < 100).nonzero(as_tuple=True)[0]
+    if coded.numel() == len(quality):
+        return _jpeg_round_trip(x, quality)
+    out = x.clone()
+    if coded.numel() > 0:
+        out[coded] = _jpeg_round_trip(x[coded], quality[coded])
+    return out
+
+
+def _jpeg_round_trip(x: Tensor, quality: Tensor) -> Tensor:
+    """:func:`jpeg` for images that all have quality below 100."""
+    _, _, h, w = x.shape
     ph, pw = (-h) % 16, (-w) % 16
     ycc = _mix_channels(_TO_YCC * 255.0, F.pad(x, (0, pw, 0, ph), mode="replicate"))
     luma = ycc[:, 0] - 128.0
@@ -122,24 +136,81 @@ def jpeg(x: Tensor, quality: Tensor) -> Tensor:
     cr = _blockwise(chroma[:, 1].contiguous(), qc, dct)
     chroma = F.interpolate(torch.stack((cb, cr), dim=1), scale_factor=2.0, mode="bilinear", align_corners=False)
     rgb = _mix_channels(_TO_RGB / 255.0, torch.cat(((luma + 128.0).unsqueeze(1), chroma), dim=1))
-    rgb = rgb[:, :, :h, :w].clamp_(0.0, 1.0)
-    keep = (quality >= 100).view(b, 1, 1, 1)
-    return torch.where(keep, x, rgb)
+    return rgb[:, :, :h, :w].clamp_(0.0, 1.0)
 
 
-def expose(radiance: Tensor, cam: CameraParams, generator: torch.Generator | None) -> Tensor:
-    """Sensor and image processing at the sensor's resolution: blur, exposure, noise, white balance, gamma, JPEG."""
+_MASK32 = 0xFFFFFFFF
+
+
+def hash_normal(shape: tuple[int, ...], seeds: Tensor) -> Tensor:
+    """Standard normal noise of ``shape`` (B x ...) from one int64 seed per image, without a random generator.
+
+    A counter-based generator: each element's index and its image's seed go through an integer hash (two
+    xor-shift-multiply rounds and a final xor-shift, a bijection of 32-bit words computed in int64, where every
+    product fits), whose two 16-bit halves make the two uniforms of a Box-Muller transform (tails to 4.7 sigma). Being
+    plain tensor arithmetic, ``torch.compile`` fuses it into the kernel that adds the noise: the noise never
+    goes through memory, and eager and compiled code draw the same values.
+    """
+    b = shape[0]
+    if seeds.shape != (b,):
+        raise ValueError(f"need one seed per image ({b}), got shape {tuple(seeds.shape)}")
+    per_image = math.prod(shape[1:])
+    index = torch.arange(per_image, device=seeds.device).view(1, per_image)
+    x = (index * 0x9E3779B1 + seeds.view(b, 1) * 0x7FEB352D) & _MASK32
+    for _ in range(2):
+        x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
+    x = (x >> 16) ^ x
+    u1 = ((x >> 16).to(torch.float32) + 0.5) * (1.0 / 65536.0)
+    u2 = ((x & 0xFFFF).to(torch.float32) + 0.5) * (1.0 / 65536.0)
+    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)).view(shape)
+
+
+def draw_sensor_noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """What the sensor noise of images ``shape`` (B x C x H x W) is made from.
+
+    On a CPU, one int64 seed per image for :func:`hash_normal` (fused into the compiled sensor kernel, the noise
+    costs a fraction of what ``torch.randn`` takes there: it is single-threaded and its output goes through
+    memory). Elsewhere, the normal noise itself from ``torch.randn``, which is fast on a GPU.
+    """
+    if device.type == "cpu":
+        return torch.randint(0, 1 << 31, (shape[0],), generator=generator, device=device)
+    return torch.randn(shape, generator=generator, device=device)
+
+
+def sensor(x: Tensor, exposure: Tensor, shot: Tensor, read: Tensor, white_balance: Tensor, noise: Tensor) -> Tensor:
+    """Exposure, shot and read noise, white balance and the tone curve of defocused radiance ``x`` (B x 3 x H x W).
+
+    ``noise`` is what :func:`draw_sensor_noise` returned: per-image seeds (int64, B) or the normal noise itself.
+    Out-of-place arithmetic throughout, so that ``torch.compile`` makes it one pass over the images.
+    """
+    b = x.shape[0]
+    normal = hash_normal(tuple(x.shape), noise) if noise.dtype == torch.int64 else noise
+    x = x * exposure.view(b, 1, 1, 1)
+    sigma = (x.clamp_min(0.0) * shot.view(b, 1, 1, 1) + read.view(b, 1, 1, 1) ** 2).sqrt()
+    x = ((x + normal * sigma) * white_balance.view(b, 3, 1, 1)).clamp_min(0.0)
+    # a soft shoulder before the sRGB-like gamma, as camera tone curves roll off highlights: 1.25 x / (1 + x / 4)
+    out: Tensor = (x * 5.0 / (x + 4.0)).clamp(0.0, 1.0).pow(1.0 / 2.2)
+    return out
+
+
+@functools.cache
+def _compiled_sensor() -> Callable[..., Tensor]:
+    """:func:`sensor` through ``torch.compile`` with dynamic shapes (made once per process)."""
+    compiled: Callable[..., Tensor] = torch.compile(sensor, dynamic=True)
+    return compiled
+
+
+def expose(radiance: Tensor, cam: CameraParams, noise: Tensor, compiled: bool = False) -> Tensor:
+    """Sensor and image processing at the sensor's resolution: blur, exposure, noise, white balance, gamma, JPEG.
+
+    ``noise`` comes from :func:`draw_sensor_noise`; ``compiled`` runs the per-pixel sensor step through
+    ``torch.compile`` (the first call in a process compiles, in about 10 s on 2 cores).
+    """
     if len(cam) != radiance.shape[0]:
         raise ValueError(f"{len(cam)} camera settings for {radiance.shape[0]} images")
-    b = radiance.shape[0]
-    # in place where possible: each pass over the batch costs as much as the arithmetic in it
-    x = _gaussian_blur(radiance, cam.blur).mul_(cam.exposure.view(b, 1, 1, 1))
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    sigma = x.clamp_min(0.0).mul_(cam.shot_noise.view(b, 1, 1, 1)).add_(cam.read_noise.view(b, 1, 1, 1) ** 2)
-    x.addcmul_(noise, sigma.sqrt_())
-    x.mul_(cam.white_balance.view(b, 3, 1, 1)).clamp_(min=0.0)
-    # a soft shoulder before the sRGB-like gamma, as camera tone curves roll off highlights: 1.25 x / (1 + x / 4)
-    x = x.mul(5.0).div_(x.add(4.0)).clamp_(0.0, 1.0).pow_(1.0 / 2.2)
+    x = _gaussian_blur(radiance, cam.blur)
+    run = _compiled_sensor() if compiled else sensor
+    x = run(x, cam.exposure, cam.shot_noise, cam.read_noise, cam.white_balance, noise)
     return jpeg(x, cam.jpeg_quality)
 
 

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
 from engine.data.batch import PairBatch, StripBatch
-from engine.data.synth.camera import CameraParams, expose, resample
+from engine.data.synth.camera import CameraParams, draw_sensor_noise, expose, resample
 from engine.data.synth.denormals import flush_denormals
+from engine.data.synth.memory import keep_freed_memory
 from engine.data.synth.noise import NoiseBank
 from engine.data.synth.scene import Render, Scene, render_scene
 from engine.data.synth.subject import Appearance, Split, SubjectPool, draw_subjects, hash_uniform
 from engine.strip import DEFAULT_STRIP, StripGeometry
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 CLOSED_BELOW = 0.1  # blink values under this are labelled "closed"
 
@@ -197,6 +201,9 @@ class SynthRenderer:
         self.config = config or SynthConfig()
         self.device = torch.device(device)
         self.noise = NoiseBank(self.config.world_seed, self.config.noise_texture_size, self.device)
+        if self.device.type == "cpu":
+            # every batch allocates tens of large tensors; reused memory spares page-faulting each one in anew
+            keep_freed_memory()
         # torch.compile fuses the per-pixel shading (4 to 5 times faster on a CPU; the first batch of a process
         # pays for the compilation, and it falls back to eager if the compiler is unavailable)
         self.compiled = compiled
@@ -222,10 +229,11 @@ class SynthRenderer:
         geo = self.config.geometry
         h = max(8, round(geo.height * scale))
         w = max(8, round(geo.width * scale))
+        noise = draw_sensor_noise((len(scene), 3, h, w), generator, self.device)  # drawn before anything compiles
         # The shading evaluates exp() of large negative numbers everywhere; their denormal results do not matter
         # to the image and are slow unless flushed to zero, on every thread (see engine/data/synth/denormals.py).
         with flush_denormals():
-            out = self._render_scene(app, scene, h, w)
+            out = self._compiled_or_eager(lambda compiled: self._render_scene(app, scene, h, w, compiled))
         gain = _auto_exposure(out.radiance, out.mask)
         if exposure_group is not None:
             # ids are below B, so B slots hold every group without reading the ids back (a GPU sync)
@@ -234,7 +242,8 @@ class SynthRenderer:
             first = first.scatter_reduce(0, exposure_group, rows, reduce="amin", include_self=False)
             gain = gain[first[exposure_group]]
         cam = replace(camera, exposure=camera.exposure * gain)
-        image = resample(expose(out.radiance, cam, generator), geo.height, geo.width)
+        developed = self._compiled_or_eager(lambda compiled: expose(out.radiance, cam, noise, compiled))
+        image = resample(developed, geo.height, geo.width)
         mask = resample(out.mask, geo.height, geo.width).clamp(0.0, 1.0)
         strips = StripBatch(
             image=image,
@@ -247,15 +256,19 @@ class SynthRenderer:
         )
         return strips, out
 
-    def _render_scene(self, app: Appearance, scene: Scene, height: int, width: int) -> Render:
-        geo = self.config.geometry
+    def _render_scene(self, app: Appearance, scene: Scene, height: int, width: int, compiled: bool) -> Render:
+        return render_scene(app, scene, self.config.geometry, height, width, self.noise, compiled=compiled)
+
+    def _compiled_or_eager(self, run: Callable[[bool], _T]) -> _T:
+        """``run(compiled=True)`` while compiling works; after any compiler failure (no C++ compiler, no Triton),
+        ``run(compiled=False)`` from then on."""
         if self.compiled:
             try:
-                return render_scene(app, scene, geo, height, width, self.noise, compiled=True)
-            except Exception:  # any compiler failure (no C++ compiler, no Triton): render eagerly from now on
+                return run(True)
+            except Exception:
                 logger.warning("torch.compile failed; the renderer runs eagerly (slower)", exc_info=True)
                 self.compiled = False
-        return render_scene(app, scene, geo, height, width, self.noise)
+        return run(False)
 
 
 class SynthSampler:
@@ -347,8 +360,7 @@ class SynthSampler:
             parts_s.append(Rendered(strips.index(slice(0, m)), out.pupil_px[:m], glasses, scales))
             parts_t.append(Rendered(strips.index(slice(m, 2 * m)), out.pupil_px[m:], glasses, scales))
             order.append(rows)
-        inverse = torch.argsort(torch.cat(order))
-        source, target = _cat_rendered(parts_s, inverse), _cat_rendered(parts_t, inverse)
+        source, target = _placed(parts_s, order, n), _placed(parts_t, order, n)
         return PairBatch(source.strips, target.strips), source, target
 
     def __iter__(self) -> Iterator[PairBatch]:
@@ -372,11 +384,20 @@ def _index_appearance(app: Appearance, rows: Tensor) -> Appearance:
     return Appearance(**{k: v[rows] for k, v in vars(app).items()})
 
 
-def _cat_rendered(parts: list[Rendered], inverse: Tensor) -> Rendered:
-    strips = StripBatch.cat([p.strips for p in parts]).index(inverse)
+def _placed(parts: list[Rendered], rows: list[Tensor], n: int) -> Rendered:
+    """The parts' rows put back at their places ``rows`` in a batch of ``n``: one copy of each tensor (a cat and
+    a reordering index would copy the images twice)."""
+
+    def place(values: list[Tensor]) -> Tensor:
+        out = values[0].new_empty((n, *values[0].shape[1:]))
+        for where, value in zip(rows, values, strict=True):
+            out[where] = value
+        return out
+
+    strips = StripBatch(**{f.name: place([getattr(p.strips, f.name) for p in parts]) for f in fields(StripBatch)})
     return Rendered(
         strips=strips,
-        pupil_px=torch.cat([p.pupil_px for p in parts])[inverse],
-        glasses=torch.cat([p.glasses for p in parts])[inverse],
-        scale=torch.cat([p.scale for p in parts])[inverse],
+        pupil_px=place([p.pupil_px for p in parts]),
+        glasses=place([p.glasses for p in parts]),
+        scale=place([p.scale for p in parts]),
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
+import pytest
 import torch
 from skimage import data
 
-from engine.data.synth.camera import expose, jpeg
+from engine.data.synth.camera import draw_sensor_noise, expose, hash_normal, jpeg, sensor
 from engine.data.synth.sampler import neutral_camera
 
 
@@ -40,6 +43,43 @@ def test_our_jpeg_matches_a_real_encoder_closely() -> None:
 
 def test_neutral_camera_only_applies_the_tone_curve() -> None:
     x = _photo() * 0.5
-    out = expose(x, neutral_camera(2, "cpu"), None)
+    out = expose(x, neutral_camera(2, "cpu"), draw_sensor_noise(tuple(x.shape), None, x.device))
     curve = x / (1.0 + 0.25 * x)
     torch.testing.assert_close(out, (curve * 1.25).clamp(0, 1) ** (1 / 2.2), atol=1e-5, rtol=0)
+
+
+def test_hash_noise_is_standard_normal_and_independent() -> None:
+    noise = hash_normal((64, 3, 40, 160), torch.arange(64))
+    assert abs(float(noise.mean())) < 0.01
+    assert abs(float(noise.std()) - 1.0) < 0.01
+    kurtosis = float(((noise - noise.mean()) ** 4).mean() / noise.var() ** 2)
+    assert abs(kurtosis - 3.0) < 0.05  # Gaussian tails, not a uniform's (1.8) or a sum of a few uniforms'
+    # neighbouring pixels, channels and images do not correlate
+    for a, b in ((noise[..., 1:], noise[..., :-1]), (noise[:, 1], noise[:, 0]), (noise[1], noise[0])):
+        assert abs(float(torch.corrcoef(torch.stack((a.flatten(), b.flatten())))[0, 1])) < 0.02
+    # the same seed gives the same noise, another seed other noise
+    again = hash_normal((2, 3, 40, 160), torch.tensor([5, 6]))
+    assert torch.equal(again[0], noise[5])
+    assert not torch.allclose(again[1], noise[5])
+    with pytest.raises(ValueError, match="one seed per image"):
+        hash_normal((3, 3, 8, 8), torch.arange(2))
+
+
+def test_the_compiled_sensor_computes_what_the_eager_one_does() -> None:
+    x = _photo() * 0.4
+    cam = neutral_camera(2, "cpu")
+    noisy = replace(cam, read_noise=torch.tensor([0.02, 0.01]), shot_noise=torch.tensor([0.01, 0.0]))
+    noise = draw_sensor_noise(tuple(x.shape), torch.Generator().manual_seed(3), x.device)
+    args = (noisy.exposure, noisy.shot_noise, noisy.read_noise, noisy.white_balance, noise)
+    eager = sensor(x, *args)
+    torch.testing.assert_close(torch.compile(sensor, dynamic=True)(x, *args), eager, atol=1e-5, rtol=0)
+    # the noise is there, with the read noise's strength (to first order, after the tone curve's slope)
+    clean = sensor(x, *args[:2], torch.zeros(2), *args[3:])
+    assert 0.005 < float((eager - clean)[1].std()) < 0.05
+
+
+def test_only_images_below_quality_100_are_compressed() -> None:
+    x = _photo()
+    mixed = jpeg(x, torch.tensor([100.0, 40.0]))
+    assert torch.equal(mixed[0], x[0])
+    torch.testing.assert_close(mixed[1], jpeg(x[1:], torch.tensor([40.0]))[0])
