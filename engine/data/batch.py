@@ -84,3 +84,14 @@ class PairBatch:
     def to(self, device: torch.device | str) -> PairBatch:
         """The same pairs on another device."""
         return PairBatch(self.source.to(device), self.target.to(device))
+
+
+def place_rows(parts: list[tuple[Tensor, Tensor]], n: int) -> Tensor:
+    """A batch of ``n`` rows put together from ``(rows, values)`` parts: one copy of each part, in place."""
+    if not parts:
+        raise ValueError("cannot place an empty list of parts")
+    first = parts[0][1]
+    out = first.new_empty((n, *first.shape[1:]))
+    for rows, values in parts:
+        out[rows] = values
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.data.batch import PairBatch, StripBatch
+from engine.data.batch import PairBatch, StripBatch, place_rows
 
 
 def _strips(subjects: list[int], size: int = 8) -> StripBatch:
@@ -37,3 +37,12 @@ def test_labels_must_match_the_image_batch() -> None:
         StripBatch(
             strips.image, torch.zeros(3, 2), strips.head, strips.openness, strips.closed, strips.subject, strips.mask
         )
+
+
+def test_rows_are_placed_where_they_belong() -> None:
+    values = torch.arange(12.0).view(6, 2)
+    rows = [torch.tensor([4, 0, 2]), torch.tensor([5, 1, 3])]
+    placed = place_rows([(r, values[r]) for r in rows], 6)
+    assert torch.equal(placed, values)
+    with pytest.raises(ValueError, match="empty"):
+        place_rows([], 3)

@@ -16,7 +16,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-from engine.data.batch import PairBatch, StripBatch
+from engine.data.batch import PairBatch, StripBatch, place_rows
 from engine.data.synth.camera import CameraParams, draw_sensor_noise, expose, resample
 from engine.data.synth.denormals import flush_denormals
 from engine.data.synth.memory import keep_freed_memory
@@ -345,10 +345,10 @@ class SynthSampler:
                 continue
             # source and target in one render call: same subjects and camera, exposure metered on the source
             both = torch.cat((rows, rows))
-            scene = _cat_scenes(_index_scene(src, rows), _index_scene(tgt, rows))
+            scene = _cat_scenes(src.index(rows), tgt.index(rows))
             group = torch.arange(m, device=dev).repeat(2)
             strips, out = self.renderer.render(
-                _index_appearance(app, both),
+                app.index(both),
                 scene,
                 _index_camera(cam, both),
                 scale,
@@ -368,10 +368,6 @@ class SynthSampler:
             yield self.pairs()
 
 
-def _index_scene(scene: Scene, rows: Tensor) -> Scene:
-    return Scene(**{k: v[rows] for k, v in vars(scene).items()})
-
-
 def _cat_scenes(a: Scene, b: Scene) -> Scene:
     return Scene(**{k: torch.cat((v, getattr(b, k))) for k, v in vars(a).items()})
 
@@ -380,19 +376,12 @@ def _index_camera(cam: CameraParams, rows: Tensor) -> CameraParams:
     return CameraParams(**{k: v[rows] for k, v in vars(cam).items()})
 
 
-def _index_appearance(app: Appearance, rows: Tensor) -> Appearance:
-    return Appearance(**{k: v[rows] for k, v in vars(app).items()})
-
-
 def _placed(parts: list[Rendered], rows: list[Tensor], n: int) -> Rendered:
     """The parts' rows put back at their places ``rows`` in a batch of ``n``: one copy of each tensor (a cat and
     a reordering index would copy the images twice)."""
 
     def place(values: list[Tensor]) -> Tensor:
-        out = values[0].new_empty((n, *values[0].shape[1:]))
-        for where, value in zip(rows, values, strict=True):
-            out[where] = value
-        return out
+        return place_rows(list(zip(rows, values, strict=True)), n)
 
     strips = StripBatch(**{f.name: place([getattr(p.strips, f.name) for p in parts]) for f in fields(StripBatch)})
     return Rendered(

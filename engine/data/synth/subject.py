@@ -182,6 +182,10 @@ class Appearance:
     def __len__(self) -> int:
         return int(self.subject.shape[0])
 
+    def index(self, rows: Tensor) -> Appearance:
+        """The subjects at ``rows``."""
+        return Appearance(**{k: v[rows] for k, v in vars(self).items()})
+
 
 def _pick(table: Tensor, u: Tensor, weights: Tensor | None = None) -> Tensor:
     """Rows of ``table`` chosen by uniforms ``u`` (optionally with population weights)."""

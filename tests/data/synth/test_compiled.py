@@ -16,8 +16,6 @@ from engine.data.synth.noise import SKIN_MID, NoiseBank
 from engine.data.synth.sampler import (
     SynthConfig,
     SynthSampler,
-    _index_appearance,
-    _index_scene,
     draw_blink,
     draw_lighting,
     draw_pose,
@@ -62,6 +60,7 @@ def test_compiled_renderer_matches_eager() -> None:
     """torch.compile of the whole pixel stage (about a minute to compile on 2 cores) draws the same strips."""
     sampler = SynthSampler(SynthConfig())
     app, scene = _scene_batch(sampler, 10)
+    assert 0 < int(app.glasses.sum()) < 10  # both compiled variants: with spectacles and without
     geo = sampler.config.geometry
     plain = render_scene(app, scene, geo, 26, 102, sampler.renderer.noise)
     fast = render_scene(app, scene, geo, 26, 102, sampler.renderer.noise, compiled=True)
@@ -71,7 +70,7 @@ def test_compiled_renderer_matches_eager() -> None:
     torch.testing.assert_close(fast.openness, plain.openness)
     # a second size and batch reuses the compiled code (dynamic shapes) and still agrees
     rows = torch.arange(4)
-    small_app, small_scene = _index_appearance(app, rows), _index_scene(scene, rows)
+    small_app, small_scene = app.index(rows), scene.index(rows)
     again = render_scene(small_app, small_scene, geo, 32, 128, sampler.renderer.noise, compiled=True)
     ref = render_scene(small_app, small_scene, geo, 32, 128, sampler.renderer.noise)
     _assert_same_image(again.radiance, ref.radiance)
@@ -94,3 +93,17 @@ def test_a_compiler_failure_falls_back_to_eager(
     assert "runs eagerly" in caplog.text
     # the failure comes before any random draw of the batch, so it is the eager sampler's batch exactly
     torch.testing.assert_close(batch.source.image, SynthSampler(SynthConfig(), batch_size=3).pairs(0).source.image)
+
+
+def test_wearers_and_others_rendered_together_are_what_each_is_alone() -> None:
+    sampler = SynthSampler(SynthConfig())
+    app, scene = _scene_batch(sampler, 10)
+    geo = sampler.config.geometry
+    together = render_scene(app, scene, geo, 20, 80, sampler.renderer.noise)
+    for glasses in (True, False):
+        rows = (app.glasses == glasses).nonzero(as_tuple=True)[0]
+        alone = render_scene(app.index(rows), scene.index(rows), geo, 20, 80, sampler.renderer.noise)
+        torch.testing.assert_close(together.radiance[rows], alone.radiance)
+        torch.testing.assert_close(together.mask[rows], alone.mask)
+        torch.testing.assert_close(together.pupil_px[rows], alone.pupil_px)
+        torch.testing.assert_close(together.openness[rows], alone.openness)
