@@ -32,16 +32,42 @@ class CameraParams:
 
 
 def _gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
-    """Separable Gaussian blur with a per-image sigma (B x C x H x W)."""
-    b, c, h, w = x.shape
-    radius = 3
-    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    s = sigma.clamp_min(1e-3).view(b, 1)
+    """Separable Gaussian blur with a per-image sigma (B x C x H x W), edges replicated.
+
+    On a CPU as seven in-place multiply-adds of shifted views per direction (20 % faster there than the grouped
+    convolution, ``bench/synth_blur.py``); elsewhere as one grouped convolution per direction (two kernel
+    launches instead of sixteen).
+    """
+    taps = torch.arange(-_BLUR_RADIUS, _BLUR_RADIUS + 1, device=x.device, dtype=x.dtype)
+    s = sigma.clamp_min(1e-3).view(-1, 1)
     k = torch.exp(-(taps**2) / (2 * s * s))
-    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (B*C) x taps
+    k = k / k.sum(dim=1, keepdim=True)  # B x taps
+    if x.device.type == "cpu":
+        return _shifted_sums(_shifted_sums(x, k, dim=3), k, dim=2)
+    return _grouped_conv(x, k)
+
+
+_BLUR_RADIUS = 3
+
+
+def _shifted_sums(x: Tensor, k: Tensor, dim: int) -> Tensor:
+    """One direction of the blur: ``sum_i k[:, i] * x`` shifted by ``i - radius`` along ``dim`` (2 or 3)."""
+    b, n, r = x.shape[0], x.shape[dim], _BLUR_RADIUS
+    padded = F.pad(x, (r, r, 0, 0) if dim == 3 else (0, 0, r, r), mode="replicate")
+    out = padded.narrow(dim, 0, n) * k[:, 0].view(b, 1, 1, 1)
+    for i in range(1, 2 * r + 1):
+        out.addcmul_(padded.narrow(dim, i, n), k[:, i].view(b, 1, 1, 1))
+    return out
+
+
+def _grouped_conv(x: Tensor, k: Tensor) -> Tensor:
+    """Both directions of the blur as grouped convolutions, one group per image and channel."""
+    b, c, h, w = x.shape
+    r = _BLUR_RADIUS
+    kc = k.repeat_interleave(c, dim=0)  # (B*C) x taps
     y = x.reshape(1, b * c, h, w)
-    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="replicate"), k.view(b * c, 1, 1, -1), groups=b * c)
-    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="replicate"), k.view(b * c, 1, -1, 1), groups=b * c)
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), kc.view(b * c, 1, 1, -1), groups=b * c)
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), kc.view(b * c, 1, -1, 1), groups=b * c)
     return y.view(b, c, h, w)
 
 

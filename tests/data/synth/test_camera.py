@@ -10,6 +10,7 @@ import pytest
 import torch
 from skimage import data
 
+from engine.data.synth import camera
 from engine.data.synth.camera import draw_sensor_noise, expose, hash_normal, jpeg, sensor
 from engine.data.synth.sampler import neutral_camera
 
@@ -83,3 +84,14 @@ def test_only_images_below_quality_100_are_compressed() -> None:
     mixed = jpeg(x, torch.tensor([100.0, 40.0]))
     assert torch.equal(mixed[0], x[0])
     torch.testing.assert_close(mixed[1], jpeg(x[1:], torch.tensor([40.0]))[0])
+
+
+def test_the_cpu_blur_equals_the_grouped_convolution_used_elsewhere() -> None:
+    x = _photo()
+    sigma = torch.tensor([0.4, 1.1])
+    shifted = camera._gaussian_blur(x, sigma)  # on a CPU: shifted sums
+    r = camera._BLUR_RADIUS
+    k = torch.exp(-(torch.arange(-r, r + 1.0) ** 2) / (2 * sigma.view(2, 1) ** 2))
+    torch.testing.assert_close(shifted, camera._grouped_conv(x, k / k.sum(1, keepdim=True)), atol=1e-6, rtol=0)
+    # a wider sigma blurs more; any blur changes the image
+    assert float((shifted[1] - x[1]).abs().mean()) > float((shifted[0] - x[0]).abs().mean()) > 0
