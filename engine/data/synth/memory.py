@@ -7,9 +7,10 @@ write to every 4 KiB page faulted and had the kernel zero it. On the 2-core CPU 
 of a 44 MB tensor at 3 GB/s, where the same product into reused memory runs at 14 GB/s.
 
 :func:`keep_freed_memory` tells glibc (through ``mallopt``) to serve large blocks from its heap, which it reuses,
-and not to give the heap's top back to the system below 1 GiB. The compiled CPU renderer made 17 % more strips
-per second with it (``python bench/synth_memory.py``, session 6). It is a process-wide setting, made once by the
-CPU renderer; other C libraries are left as they are (the call reports False).
+and not to give the heap's top back to the system below 1 GiB. The compiled CPU renderer made 18 to 37 % more
+strips per second with it (``python bench/synth_memory.py``, session 6: 1,048, 932 and 996 against 785, 793 and
+729 in alternating processes). It is a process-wide setting, made once by the CPU renderer; other C libraries
+are left as they are (the call reports False).
 """
 
 from __future__ import annotations
