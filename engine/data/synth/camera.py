@@ -140,11 +140,12 @@ def jpeg(x: Tensor, quality: Tensor) -> Tensor:
     cost nothing: only the others are encoded).
     """
     coded = (quality < 100).nonzero(as_tuple=True)[0]
+    if coded.numel() == 0:
+        return x
     if coded.numel() == len(quality):
         return _jpeg_round_trip(x, quality)
     out = x.clone()
-    if coded.numel() > 0:
-        out[coded] = _jpeg_round_trip(x[coded], quality[coded])
+    out[coded] = _jpeg_round_trip(x[coded], quality[coded])
     return out
 
 
@@ -173,8 +174,8 @@ def hash_normal(shape: tuple[int, ...], seeds: Tensor) -> Tensor:
 
     A counter-based generator: each element's index and its image's seed go through an integer hash (two
     xor-shift-multiply rounds and a final xor-shift, a bijection of 32-bit words computed in int64, where every
-    product fits), whose two 16-bit halves make the two uniforms of a Box-Muller transform (tails to 4.7 sigma). Being
-    plain tensor arithmetic, ``torch.compile`` fuses it into the kernel that adds the noise: the noise never
+    product fits), whose two 16-bit halves make the two uniforms of a Box-Muller transform (tails to 4.7 sigma).
+    Being plain tensor arithmetic, ``torch.compile`` fuses it into the kernel that adds the noise: the noise never
     goes through memory, and eager and compiled code draw the same values.
     """
     b = shape[0]
@@ -230,7 +231,7 @@ def expose(radiance: Tensor, cam: CameraParams, noise: Tensor, compiled: bool = 
     """Sensor and image processing at the sensor's resolution: blur, exposure, noise, white balance, gamma, JPEG.
 
     ``noise`` comes from :func:`draw_sensor_noise`; ``compiled`` runs the per-pixel sensor step through
-    ``torch.compile`` (the first call in a process compiles, in about 10 s on 2 cores).
+    ``torch.compile`` (the first call in a process compiles: 8 s on 2 cores in a one-off timing, session 6).
     """
     if len(cam) != radiance.shape[0]:
         raise ValueError(f"{len(cam)} camera settings for {radiance.shape[0]} images")

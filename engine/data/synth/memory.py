@@ -4,7 +4,7 @@ glibc's ``malloc`` serves every block above its mmap threshold (128 KiB to 32 Mi
 returns it with ``munmap`` when it is freed. A rendered batch allocates dozens of tensors of 10 to 100 MB (per-
 pixel planes, camera images, the strips); each one came back from the kernel as untouched pages, and the first
 write to every 4 KiB page faulted and had the kernel zero it. On the 2-core CPU that capped a plain ``x * 2``
-of a 44 MB tensor at 3 GB/s, where the same product into reused memory runs at 14 GB/s.
+of a 44 MB tensor at 3.1 GB/s, where the same product into reused memory ran at 13.6 GB/s (one-off script).
 
 :func:`keep_freed_memory` tells glibc (through ``mallopt``) to serve large blocks from its heap, which it reuses,
 and not to give the heap's top back to the system below 1 GiB. The compiled CPU renderer made 18 to 37 % more
