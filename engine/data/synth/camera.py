@@ -10,6 +10,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,31 +32,43 @@ class CameraParams:
         return int(self.exposure.shape[0])
 
 
+def _blur_weights(sigma: Tensor, dtype: torch.dtype) -> Tensor:
+    """Normalised Gaussian taps of each image's defocus, ``B x (2 * radius + 1)``."""
+    taps = torch.arange(-_BLUR_RADIUS, _BLUR_RADIUS + 1, device=sigma.device, dtype=dtype)
+    s = sigma.to(dtype).clamp_min(1e-3).view(-1, 1)
+    k = torch.exp(-(taps**2) / (2 * s * s))
+    return k / k.sum(dim=1, keepdim=True)
+
+
 def _gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
-    """Separable Gaussian blur with a per-image sigma (B x C x H x W), edges replicated.
+    """Separable Gaussian blur with a per-image sigma (B x C x H x W), edges replicated, run eagerly.
 
     On a CPU as seven in-place multiply-adds of shifted views per direction (20 % faster there than the grouped
     convolution, ``bench/synth_blur.py``); elsewhere as one grouped convolution per direction (two kernel
     launches instead of sixteen).
     """
-    taps = torch.arange(-_BLUR_RADIUS, _BLUR_RADIUS + 1, device=x.device, dtype=x.dtype)
-    s = sigma.clamp_min(1e-3).view(-1, 1)
-    k = torch.exp(-(taps**2) / (2 * s * s))
-    k = k / k.sum(dim=1, keepdim=True)  # B x taps
+    k = _blur_weights(sigma, x.dtype)
     if x.device.type == "cpu":
-        return _shifted_sums(_shifted_sums(x, k, dim=3), k, dim=2)
+        return _tap_sum(_pad_for_taps(_tap_sum(_pad_for_taps(x, 3), k, 3), 2), k, 2)
     return _grouped_conv(x, k)
 
 
 _BLUR_RADIUS = 3
 
 
-def _shifted_sums(x: Tensor, k: Tensor, dim: int) -> Tensor:
-    """One direction of the blur: ``sum_i k[:, i] * x`` shifted by ``i - radius`` along ``dim`` (2 or 3)."""
-    b, n, r = x.shape[0], x.shape[dim], _BLUR_RADIUS
-    padded = F.pad(x, (r, r, 0, 0) if dim == 3 else (0, 0, r, r), mode="replicate")
+def _pad_for_taps(x: Tensor, dim: int) -> Tensor:
+    """``x`` with its edges along ``dim`` (2 or 3) replicated ``_BLUR_RADIUS`` times, for :func:`_tap_sum`."""
+    r = _BLUR_RADIUS
+    return F.pad(x, (r, r, 0, 0) if dim == 3 else (0, 0, r, r), mode="replicate")
+
+
+def _tap_sum(padded: Tensor, k: Tensor, dim: int) -> Tensor:
+    """One direction of the blur: ``sum_i k[:, i] * x`` shifted by ``i - radius`` along ``dim``, from ``x``
+    padded by :func:`_pad_for_taps`. In-place accumulation (eagerly, each tap is one pass over memory; compiled,
+    the taps fuse into one)."""
+    b, n = padded.shape[0], padded.shape[dim] - 2 * _BLUR_RADIUS
     out = padded.narrow(dim, 0, n) * k[:, 0].view(b, 1, 1, 1)
-    for i in range(1, 2 * r + 1):
+    for i in range(1, 2 * _BLUR_RADIUS + 1):
         out.addcmul_(padded.narrow(dim, i, n), k[:, i].view(b, 1, 1, 1))
     return out
 
@@ -106,64 +119,96 @@ def _quant_tables(quality: Tensor, base: Tensor) -> Tensor:
     return ((base.to(q.device) * scale + 50.0) / 100.0).floor().clamp(1.0, 255.0)
 
 
-def _blockwise(x: Tensor, table: Tensor, dct: Tensor) -> Tensor:
-    """Quantise the 8 x 8 block DCT of one plane per image (B x H x W, H and W multiples of 8).
-
-    The 2-D DCT of a block X is D X D^T; on the row-major 64-vector of X that is the Kronecker product D (x) D,
-    so every block of the batch goes through one 64 x 64 matrix product (instead of millions of 8 x 8 ones).
-    """
-    b, h, w = x.shape
-    blocks = x.view(b, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4).reshape(b, -1, 64)  # B x blocks x 64
-    kron = torch.kron(dct, dct)
-    coeff = blocks @ kron.T
-    t = table.reshape(b, 1, 64)
-    coeff = torch.round(coeff / t) * t
-    out = coeff @ kron
-    return out.view(b, h // 8, w // 8, 8, 8).permute(0, 1, 3, 2, 4).reshape(b, h, w)
-
-
-# RGB (0..255) -> Y, Cb, Cr (JFIF), and back
-_TO_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-_TO_RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
+def _to_blocks(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The encoder's input: images in [0, 1] (B x 3 x H x W, H and W multiples of 16) to level-shifted luma
+    blocks ``(B * H/8 * W/8) x 64`` and 2 x 2 averaged chroma blocks ``(B * 2 * H/16 * W/16) x 64``, each block's
+    pixels in row-major order. Written as per-channel arithmetic and views, so that compiled it is one pass."""
+    b, _, h, w = x.shape
+    r, g, bl = x[:, 0] * 255.0, x[:, 1] * 255.0, x[:, 2] * 255.0
+    y = 0.299 * r + 0.587 * g + 0.114 * bl - 128.0
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * bl
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * bl
+    luma = y.reshape(b, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4).reshape(-1, 64)
+    chroma = torch.stack((cb, cr), dim=1).reshape(b, 2, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
+    chroma = chroma.reshape(b, 2, h // 16, 8, w // 16, 8).permute(0, 1, 2, 4, 3, 5).reshape(-1, 64)
+    return luma, chroma
 
 
-def _mix_channels(matrix: Tensor, x: Tensor) -> Tensor:
-    """``matrix`` (3 x 3) applied to the channels of ``x`` (B x 3 x H x W): one pass instead of nine."""
-    b, c, h, w = x.shape
-    return (matrix.to(x.device, x.dtype) @ x.reshape(b, c, h * w)).view(b, c, h, w)
+def _quantise(coeff: Tensor, table: Tensor) -> Tensor:
+    """DCT coefficients ``N x 64`` of B images (each image's blocks consecutive) rounded to multiples of that
+    image's quantisation table (B x 64)."""
+    t = table.view(table.shape[0], 1, 64)
+    return (torch.round(coeff.view(table.shape[0], -1, 64) / t) * t).view(-1, 64)
 
 
-def jpeg(x: Tensor, quality: Tensor) -> Tensor:
+def _from_blocks(luma: Tensor, chroma: Tensor) -> Tensor:
+    """The decoder's output: luma blocks ``B x H/8 x W/8 x 64`` and chroma blocks ``B x 2 x H/16 x W/16 x 64``
+    back to RGB images in [0, 1] (B x 3 x H x W), chroma upsampled bilinearly as decoders do."""
+    b, hb, wb, _ = luma.shape
+    h, w = 8 * hb, 8 * wb
+    y = luma.view(b, hb, wb, 8, 8).permute(0, 1, 3, 2, 4).reshape(b, h, w) + 128.0
+    c = chroma.view(b, 2, hb // 2, wb // 2, 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(b, 2, h // 2, w // 2)
+    if torch.compiler.is_compiling():
+        # the same interpolation as shifted views: compiled, F.interpolate's index arithmetic is 4x slower
+        c = _upsample2(_upsample2(c, 3), 2)
+    else:
+        c = F.interpolate(c, scale_factor=2.0, mode="bilinear", align_corners=False)
+    cb, cr = c[:, 0], c[:, 1]
+    rgb = torch.stack((y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb), dim=1)
+    return (rgb * (1.0 / 255.0)).clamp(0.0, 1.0)
+
+
+def _upsample2(c: Tensor, dim: int) -> Tensor:
+    """Bilinear 2x upsampling along ``dim`` (half-pixel centres, edges replicated): each sample becomes
+    ``0.75 c[i] + 0.25 c[i - 1]`` and ``0.75 c[i] + 0.25 c[i + 1]``."""
+    n = c.shape[dim]
+    before = torch.cat((c.narrow(dim, 0, 1), c.narrow(dim, 0, n - 1)), dim)
+    after = torch.cat((c.narrow(dim, 1, n - 1), c.narrow(dim, n - 1, 1)), dim)
+    shape = list(c.shape)
+    shape[dim] = 2 * n
+    return torch.stack((0.75 * c + 0.25 * before, 0.75 * c + 0.25 * after), dim + 1).reshape(shape)
+
+
+def jpeg(x: Tensor, quality: Tensor, compiled: bool = False) -> Tensor:
     """Baseline JPEG round trip (4:2:0 chroma, standard tables) of images in [0, 1], per-image quality.
 
     Pure torch, so it runs wherever the renderer runs; images with quality >= 100 pass through unchanged (and
-    cost nothing: only the others are encoded).
+    cost nothing: only the others are encoded). ``compiled`` runs the colour conversion and block reordering
+    through ``torch.compile`` (specialised to each image size; see :func:`_batch_varies`).
     """
     coded = (quality < 100).nonzero(as_tuple=True)[0]
     if coded.numel() == 0:
         return x
     if coded.numel() == len(quality):
-        return _jpeg_round_trip(x, quality)
+        return _jpeg_round_trip(x, quality, compiled)
     out = x.clone()
-    out[coded] = _jpeg_round_trip(x[coded], quality[coded])
+    out[coded] = _jpeg_round_trip(x[coded], quality[coded], compiled)
     return out
 
 
-def _jpeg_round_trip(x: Tensor, quality: Tensor) -> Tensor:
-    """:func:`jpeg` for images that all have quality below 100."""
-    _, _, h, w = x.shape
+def _jpeg_round_trip(x: Tensor, quality: Tensor, compiled: bool) -> Tensor:
+    """:func:`jpeg` for images that all have quality below 100.
+
+    The 2-D DCT of a block X is D X D^T; on the row-major 64-vector of X that is the Kronecker product D (x) D,
+    so every block of the batch goes through one 64 x 64 matrix product (instead of millions of 8 x 8 ones).
+    """
+    b, _, h, w = x.shape
     ph, pw = (-h) % 16, (-w) % 16
-    ycc = _mix_channels(_TO_YCC * 255.0, F.pad(x, (0, pw, 0, ph), mode="replicate"))
-    luma = ycc[:, 0] - 128.0
-    chroma = F.avg_pool2d(ycc[:, 1:], 2)  # B x 2 x H/2 x W/2
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    encode, quantise, decode = (
+        (_compiled(_to_blocks), _compiled(_quantise), _compiled(_from_blocks))
+        if compiled
+        else (_to_blocks, _quantise, _from_blocks)
+    )
+    luma, chroma = encode(_batch_varies(x))
     dct = _dct_matrix(x.device, x.dtype)
-    luma = _blockwise(luma, _quant_tables(quality, _Q_LUMA), dct)
-    qc = _quant_tables(quality, _Q_CHROMA)
-    cb = _blockwise(chroma[:, 0].contiguous(), qc, dct)
-    cr = _blockwise(chroma[:, 1].contiguous(), qc, dct)
-    chroma = F.interpolate(torch.stack((cb, cr), dim=1), scale_factor=2.0, mode="bilinear", align_corners=False)
-    rgb = _mix_channels(_TO_RGB / 255.0, torch.cat(((luma + 128.0).unsqueeze(1), chroma), dim=1))
-    return rgb[:, :, :h, :w].clamp_(0.0, 1.0)
+    kron = torch.kron(dct, dct)
+    luma = quantise(luma @ kron.T, _batch_varies(_quant_tables(quality, _Q_LUMA).view(b, 64))) @ kron
+    chroma = quantise(chroma @ kron.T, _batch_varies(_quant_tables(quality, _Q_CHROMA).view(b, 64))) @ kron
+    hb, wb = x.shape[2] // 8, x.shape[3] // 8
+    rgb = decode(_batch_varies(luma.view(b, hb, wb, 64)), _batch_varies(chroma.view(b, 2, hb // 2, wb // 2, 64)))
+    return rgb[:, :, :h, :w]
 
 
 _MASK32 = 0xFFFFFFFF
@@ -216,35 +261,79 @@ def sensor(x: Tensor, exposure: Tensor, shot: Tensor, read: Tensor, white_balanc
     sigma = (x.clamp_min(0.0) * shot.view(b, 1, 1, 1) + read.view(b, 1, 1, 1) ** 2).sqrt()
     x = ((x + normal * sigma) * white_balance.view(b, 3, 1, 1)).clamp_min(0.0)
     # a soft shoulder before the sRGB-like gamma, as camera tone curves roll off highlights: 1.25 x / (1 + x / 4)
-    out: Tensor = (x * 5.0 / (x + 4.0)).clamp(0.0, 1.0).pow(1.0 / 2.2)
+    toned = (x * 5.0 / (x + 4.0)).clamp(0.0, 1.0)
+    # x ** (1 / 2.2) as exp(log(x) / 2.2) (log(0) = -inf gives 0): compiled, a third of pow's cost, which has to
+    # handle negative bases and extra precision (the sensor step 20 % faster, one-off timing, session 7)
+    out: Tensor = torch.exp(torch.log(toned) * (1.0 / 2.2))
     return out
 
 
+def _vertical_blur_and_sensor(
+    padded: Tensor, k: Tensor, exposure: Tensor, shot: Tensor, read: Tensor, white_balance: Tensor, noise: Tensor
+) -> Tensor:
+    """The second (vertical) direction of the blur and then :func:`sensor`: compiled, one pass over the images."""
+    return sensor(_tap_sum(padded, k, 2), exposure, shot, read, white_balance, noise)
+
+
+def _horizontal_blur(padded: Tensor, k: Tensor) -> Tensor:
+    """The first direction of the blur (compiled: one pass instead of seven)."""
+    return _tap_sum(padded, k, 3)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
 @functools.cache
-def _compiled_sensor() -> Callable[..., Tensor]:
-    """:func:`sensor` through ``torch.compile`` with dynamic shapes (made once per process)."""
-    compiled: Callable[..., Tensor] = torch.compile(sensor, dynamic=True)
-    return compiled
+def _compiled(fn: _F) -> _F:
+    """``fn`` through ``torch.compile`` (made once per process and function).
+
+    Its tensors' sizes other than the batch are static (see :func:`_batch_varies`): kernels are made for each
+    image size (five with the default render scales), with fixed index arithmetic. With dynamic sizes, the block
+    reordering of :func:`jpeg` computed divisions per pixel and ran several times slower.
+    """
+    return cast(_F, torch.compile(fn))
+
+
+def _batch_varies(t: Tensor) -> Tensor:
+    """``t`` marked for ``torch.compile``: its first (batch) size varies from call to call, the others do not."""
+    torch._dynamo.maybe_mark_dynamic(t, 0)
+    for dim in range(1, t.dim()):
+        torch._dynamo.mark_static(t, dim)
+    return t
 
 
 def expose(radiance: Tensor, cam: CameraParams, noise: Tensor, compiled: bool = False) -> Tensor:
     """Sensor and image processing at the sensor's resolution: blur, exposure, noise, white balance, gamma, JPEG.
 
-    ``noise`` comes from :func:`draw_sensor_noise`; ``compiled`` runs the per-pixel sensor step through
-    ``torch.compile`` (the first call in a process compiles: 8 s on 2 cores in a one-off timing, session 6).
+    ``noise`` comes from :func:`draw_sensor_noise`; ``compiled`` runs the per-pixel steps through
+    ``torch.compile`` (the first call in a process for each image size compiles).
     """
     if len(cam) != radiance.shape[0]:
         raise ValueError(f"{len(cam)} camera settings for {radiance.shape[0]} images")
-    x = _gaussian_blur(radiance, cam.blur)
-    run = _compiled_sensor() if compiled else sensor
-    x = run(x, cam.exposure, cam.shot_noise, cam.read_noise, cam.white_balance, noise)
-    return jpeg(x, cam.jpeg_quality)
+    per_image = (cam.exposure, cam.shot_noise, cam.read_noise, cam.white_balance, noise)
+    if compiled:
+        k = _batch_varies(_blur_weights(cam.blur, radiance.dtype))
+        x = _compiled(_horizontal_blur)(_batch_varies(_pad_for_taps(radiance, 3)), k)
+        x = _compiled(_vertical_blur_and_sensor)(
+            _batch_varies(_pad_for_taps(x, 2)), k, *(_batch_varies(t) for t in per_image)
+        )
+    else:
+        x = sensor(_gaussian_blur(radiance, cam.blur), *per_image)
+    return jpeg(x, cam.jpeg_quality, compiled)
 
 
-def resample(x: Tensor, height: int, width: int) -> Tensor:
-    """Bilinear resampling to the strip size (what the runtime's perspective cut does to a webcam image)."""
+def resample(x: Tensor, height: int, width: int, out: Tensor | None = None) -> Tensor:
+    """Bilinear resampling to the strip size (what the runtime's perspective cut does to a webcam image).
+
+    With ``out`` (B x C x height x width, contiguous), the result is written there and ``out`` returned.
+    """
     if x.shape[-2:] == (height, width):
-        return x
+        return x if out is None else out.copy_(x)
     # antialiasing only changes a downsampling (upsampled, it equals plain bilinear and costs 40 % more)
-    shrink = x.shape[-2] > height or x.shape[-1] > width
-    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=shrink)
+    if x.shape[-2] > height or x.shape[-1] > width:
+        resized = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        return resized if out is None else out.copy_(resized)
+    if out is None:
+        return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    written: Tensor = torch.ops.aten.upsample_bilinear2d.out(x, [height, width], False, None, None, out=out)
+    return written

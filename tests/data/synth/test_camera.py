@@ -11,7 +11,7 @@ import torch
 from skimage import data
 
 from engine.data.synth import camera
-from engine.data.synth.camera import draw_sensor_noise, expose, hash_normal, jpeg, sensor
+from engine.data.synth.camera import CameraParams, draw_sensor_noise, expose, hash_normal, jpeg, resample, sensor
 from engine.data.synth.sampler import neutral_camera
 
 
@@ -95,3 +95,53 @@ def test_the_cpu_blur_equals_the_grouped_convolution_used_elsewhere() -> None:
     torch.testing.assert_close(shifted, camera._grouped_conv(x, k / k.sum(1, keepdim=True)), atol=1e-6, rtol=0)
     # a wider sigma blurs more; any blur changes the image
     assert float((shifted[1] - x[1]).abs().mean()) > float((shifted[0] - x[0]).abs().mean()) > 0
+
+
+def _webcam(n: int) -> CameraParams:
+    gen = torch.Generator().manual_seed(5)
+    return CameraParams(
+        exposure=0.8 + 0.4 * torch.rand(n, generator=gen),
+        white_balance=1.0 + 0.08 * (torch.rand(n, 3, generator=gen) - 0.5),
+        blur=1.1 * torch.rand(n, generator=gen),
+        read_noise=torch.full((n,), 0.01),
+        shot_noise=torch.full((n,), 0.005),
+        jpeg_quality=torch.tensor([100.0, 40.0, 85.0, 60.0, 95.0, 30.0])[:n],
+    )
+
+
+@pytest.mark.parametrize(("height", "width"), [(26, 102), (32, 128)])  # padded to 16-pixel blocks, and not
+def test_the_compiled_camera_develops_what_the_eager_one_does(height: int, width: int) -> None:
+    """Blur, sensor and JPEG compiled (kernels specialised to the image size) against the eager code."""
+    gen = torch.Generator().manual_seed(height)
+    radiance = torch.nn.functional.interpolate(
+        torch.rand(6, 3, 6, 24, generator=gen), size=(height, width), mode="bicubic"
+    ).clamp_min(0.0)
+    cam = _webcam(6)
+    noise = draw_sensor_noise(tuple(radiance.shape), gen, radiance.device)
+    for rows in (slice(0, 6), slice(1, 4)):  # a second batch size reuses the kernels of this image size
+        sub = CameraParams(**{k: v[rows] for k, v in vars(cam).items()})
+        eager = expose(radiance[rows], sub, noise[rows])
+        fast = expose(radiance[rows], sub, noise[rows], compiled=True)
+        diff = (fast - eager).abs()
+        # fused maths rounds differently, and a DCT coefficient on a rounding boundary may round the other way,
+        # which moves its 8 x 8 block by one quantisation step
+        assert float((diff > 1e-3).float().mean()) < 0.01
+        assert float(diff.mean()) < 1e-4
+        # without compression only the fused sensor maths differs
+        raw = sub.jpeg_quality >= 100
+        torch.testing.assert_close(fast[raw], eager[raw], atol=1e-5, rtol=0)
+
+
+def test_chroma_upsampling_as_shifted_views_equals_interpolate() -> None:
+    c = torch.rand(2, 2, 5, 9)
+    up = camera._upsample2(camera._upsample2(c, 3), 2)
+    ref = torch.nn.functional.interpolate(c, scale_factor=2.0, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(up, ref, atol=1e-6, rtol=0)
+
+
+def test_resampling_into_a_given_tensor_writes_what_it_returns_otherwise() -> None:
+    x = _photo()[:, :, :26, :102]
+    for size in ((64, 256), (26, 102), (13, 51)):  # up, same size, down (antialiased)
+        out = torch.empty(2, 3, *size)
+        assert resample(x, *size, out=out) is out
+        torch.testing.assert_close(out, resample(x, *size), atol=0, rtol=0)
