@@ -52,7 +52,8 @@ def synth_preview(
         raise typer.BadParameter("--n must be positive")
     sampler = SynthSampler(SynthConfig(), split=split, seed=seed, batch_size=n, device=str(resolve_device(device)))
     _, source, _ = sampler.render_pairs(0)
-    write_grid(source, out, columns)
+    # the sampler's rows come sorted by sensor scale and spectacles; the grid shows them mixed
+    write_grid(source.index(torch.randperm(n, generator=torch.Generator().manual_seed(seed))), out, columns)
     typer.echo(f"wrote {n} strips to {out}")
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import torch
 from torch import Tensor
 
-from engine.data.batch import PairBatch, StripBatch, place_rows
+from engine.data.batch import PairBatch, StripBatch
 from engine.data.synth.camera import CameraParams, draw_sensor_noise, expose, resample
 from engine.data.synth.denormals import flush_denormals
 from engine.data.synth.memory import keep_freed_memory
@@ -192,6 +192,10 @@ class Rendered:
     glasses: Tensor  # B bool
     scale: Tensor  # B, the sensor's resolution relative to the strip (one of ``SynthConfig.render_scales``)
 
+    def index(self, rows: Tensor) -> Rendered:
+        """The images at ``rows``."""
+        return Rendered(self.strips.index(rows), self.pupil_px[rows], self.glasses[rows], self.scale[rows])
+
 
 class SynthRenderer:
     """Renders strips for given subjects, scenes and cameras (the deterministic core of the sampler)."""
@@ -227,6 +231,30 @@ class SynthRenderer:
         Auto-exposure is metered per image, or, with ``exposure_group`` (B int64 group ids in [0, B)), on the first
         image of each group and shared by the group: a pair's target is taken with its source's exposure.
         """
+        developed, out = self.develop(app, scene, camera, scale, generator, exposure_group)
+        geo = self.config.geometry
+        strips = StripBatch(
+            image=resample(developed, geo.height, geo.width),
+            gaze=scene.gaze,
+            head=scene.head,
+            openness=out.openness,
+            closed=scene.blink < CLOSED_BELOW,
+            subject=app.subject,
+            mask=resample(out.mask, geo.height, geo.width).clamp(0.0, 1.0),
+        )
+        return strips, out
+
+    def develop(
+        self,
+        app: Appearance,
+        scene: Scene,
+        camera: CameraParams,
+        scale: float = 1.0,
+        generator: torch.Generator | None = None,
+        exposure_group: Tensor | None = None,
+    ) -> tuple[Tensor, Render]:
+        """What :meth:`render` does before resampling to the strip size: the webcam images at the sensor's
+        resolution (B x 3 x h x w) and the render (radiance, eyeball mask and labels) at that resolution."""
         geo = self.config.geometry
         h = max(8, round(geo.height * scale))
         w = max(8, round(geo.width * scale))
@@ -244,18 +272,7 @@ class SynthRenderer:
             gain = gain[first[exposure_group]]
         cam = replace(camera, exposure=camera.exposure * gain)
         developed = self._compiled_or_eager(lambda compiled: expose(out.radiance, cam, noise, compiled))
-        image = resample(developed, geo.height, geo.width)
-        mask = resample(out.mask, geo.height, geo.width).clamp(0.0, 1.0)
-        strips = StripBatch(
-            image=image,
-            gaze=scene.gaze,
-            head=scene.head,
-            openness=out.openness,
-            closed=scene.blink < CLOSED_BELOW,
-            subject=app.subject,
-            mask=mask,
-        )
-        return strips, out
+        return developed, out
 
     def _render_scene(self, app: Appearance, scene: Scene, height: int, width: int, compiled: bool) -> Render:
         return render_scene(app, scene, self.config.geometry, height, width, self.noise, compiled=compiled)
@@ -277,7 +294,8 @@ class SynthSampler:
 
     Batch ``k`` of a sampler with seed ``s`` is the same on every run on the same kind of device (CPU and CUDA
     draw different random streams; subjects' appearance is the same on both); iteration yields
-    :class:`PairBatch` objects.
+    :class:`PairBatch` objects. A batch's pairs are independent draws, but they come sorted by sensor scale and
+    then by spectacles (wearers first): take a random subset, not the first rows, where that matters.
     """
 
     def __init__(
@@ -336,33 +354,48 @@ class SynthSampler:
         src = Scene(head=head_s, gaze=gaze_s, fixation_distance=fix_s, blink=blink_s, **light)
         tgt = Scene(head=head_t, gaze=gaze_t, fixation_distance=fix_t, blink=blink_t, **light)
 
-        parts_s: list[Rendered] = []
-        parts_t: list[Rendered] = []
-        order: list[Tensor] = []
-        for k, scale in enumerate(cfg.render_scales):
-            rows = (scale_idx == k).nonzero(as_tuple=True)[0]
-            m = rows.numel()
+        # Rows are independent draws, so putting them in any order gives the same distribution. Sorted by sensor
+        # scale and then spectacles, each render call takes a run of consecutive rows and writes its strips
+        # straight into the batch, instead of scattering every image to its row afterwards (a copy of the
+        # batch), and each run is rendered by one compiled variant (with or without spectacles).
+        key = scale_idx * 2 + (~app.glasses).long()
+        order = torch.sort(key, stable=True).indices
+        app, scale_idx, key = app.index(order), scale_idx[order], key[order]
+        src, tgt, cam = src.index(order), tgt.index(order), _index_camera(cam, order)
+        runs = torch.bincount(key, minlength=2 * len(cfg.render_scales)).tolist()
+
+        geo = cfg.geometry
+        source = _empty_strips(n, geo.height, geo.width, src, app.subject)
+        target = _empty_strips(n, geo.height, geo.width, tgt, app.subject)
+        pupils = torch.empty(2, n, 2, 2, device=dev)
+        start = 0
+        for k, m in enumerate(runs):
             if m == 0:
                 continue
-            # source and target in one render call: same subjects and camera, exposure metered on the source
+            rows = torch.arange(start, start + m, device=dev)
             both = torch.cat((rows, rows))
-            scene = _cat_scenes(src.index(rows), tgt.index(rows))
-            group = torch.arange(m, device=dev).repeat(2)
-            strips, out = self.renderer.render(
+            # source and target in one render call: same subjects and camera, exposure metered on the source
+            developed, out = self.renderer.develop(
                 app.index(both),
-                scene,
+                _cat_scenes(src.index(rows), tgt.index(rows)),
                 _index_camera(cam, both),
-                scale,
+                cfg.render_scales[k // 2],
                 gen,
-                exposure_group=group,
+                exposure_group=torch.arange(m, device=dev).repeat(2),
             )
-            glasses = app.glasses[rows]
-            scales = torch.full((m,), scale, device=dev)
-            parts_s.append(Rendered(strips.index(slice(0, m)), out.pupil_px[:m], glasses, scales))
-            parts_t.append(Rendered(strips.index(slice(m, 2 * m)), out.pupil_px[m:], glasses, scales))
-            order.append(rows)
-        source, target = _placed(parts_s, order, n), _placed(parts_t, order, n)
-        return PairBatch(source.strips, target.strips), source, target
+            for side, (strips, half) in enumerate(((source, slice(0, m)), (target, slice(m, 2 * m)))):
+                at = slice(start, start + m)
+                resample(developed[half], geo.height, geo.width, out=strips.image[at])
+                resample(out.mask[half], geo.height, geo.width, out=strips.mask[at]).clamp_(0.0, 1.0)
+                strips.openness[at] = out.openness[half]
+                pupils[side, at] = out.pupil_px[half]
+            start += m
+        scales = torch.tensor(cfg.render_scales, device=dev)[scale_idx]
+        return (
+            PairBatch(source, target),
+            Rendered(source, pupils[0], app.glasses, scales),
+            Rendered(target, pupils[1], app.glasses, scales),
+        )
 
     def __iter__(self) -> Iterator[PairBatch]:
         while True:
@@ -377,17 +410,15 @@ def _index_camera(cam: CameraParams, rows: Tensor) -> CameraParams:
     return CameraParams(**{k: v[rows] for k, v in vars(cam).items()})
 
 
-def _placed(parts: list[Rendered], rows: list[Tensor], n: int) -> Rendered:
-    """The parts' rows put back at their places ``rows`` in a batch of ``n``: one copy of each tensor (a cat and
-    a reordering index would copy the images twice)."""
-
-    def place(values: list[Tensor]) -> Tensor:
-        return place_rows(list(zip(rows, values, strict=True)), n)
-
-    strips = StripBatch(**{f.name: place([getattr(p.strips, f.name) for p in parts]) for f in fields(StripBatch)})
-    return Rendered(
-        strips=strips,
-        pupil_px=place([p.pupil_px for p in parts]),
-        glasses=place([p.glasses for p in parts]),
-        scale=place([p.scale for p in parts]),
+def _empty_strips(n: int, height: int, width: int, scene: Scene, subject: Tensor) -> StripBatch:
+    """A batch of ``n`` strips with the scene's labels and room for the images, masks and openness."""
+    dev = subject.device
+    return StripBatch(
+        image=torch.empty(n, 3, height, width, device=dev),
+        gaze=scene.gaze,
+        head=scene.head,
+        openness=torch.empty(n, device=dev),
+        closed=scene.blink < CLOSED_BELOW,
+        subject=subject,
+        mask=torch.empty(n, 1, height, width, device=dev),
     )

@@ -60,6 +60,20 @@ def test_rendered_pairs_carry_their_sensor_scale() -> None:
     assert float(sharp[source.scale == 0.25].mean()) < 0.7 * float(sharp[source.scale == 1.0].mean())
 
 
+def test_rows_come_in_runs_of_one_scale_and_spectacles_of_independent_draws() -> None:
+    config = dataclasses.replace(SMALL, render_scales=(0.25, 0.5, 1.0))
+    _, source, target = SynthSampler(config, seed=2, batch_size=24).render_pairs(0)
+    key = source.scale * 10 + (~source.glasses).float()  # the order the render calls take the rows in
+    assert bool((key[1:] >= key[:-1]).all())
+    assert set(source.scale.tolist()) == {0.25, 0.5, 1.0}
+    assert 0 < int(source.glasses.sum()) < 24
+    # every row is rendered at its own scale, pupils where its own eyes are
+    assert torch.equal(source.strips.subject, target.strips.subject)
+    assert not torch.equal(source.pupil_px, target.pupil_px)
+    # the subjects themselves are not sorted: the same draws as before, only reordered
+    assert not bool((source.strips.subject[1:] >= source.strips.subject[:-1]).all())
+
+
 def test_poses_stay_in_their_ranges() -> None:
     cfg = SynthConfig()
     gen = torch.Generator().manual_seed(0)
