@@ -32,6 +32,15 @@ def test_texture_gathers_equal_grid_sample() -> None:
     torch.testing.assert_close(bank._bilinear(SKIN_MID, u, v), bank.sample(SKIN_MID, u, v), atol=1e-5, rtol=0)
 
 
+def test_packed_quads_hold_each_texels_neighbourhood() -> None:
+    bank = NoiseBank(seed=1, size=16)
+    tex = bank.textures[0]  # C x 17 x 17, wrapped border included
+    for k, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        unpacked = ((bank.quads >> (16 * k)) & 0xFFFF).float() / 65535.0
+        corner = tex[:, dy : dy + 16, dx : dx + 16]
+        assert float((unpacked - corner).abs().max()) <= 0.5 / 65535.0 + 1e-7
+
+
 def _scene_batch(sampler: SynthSampler, n: int) -> tuple[Appearance, Scene]:
     gen = torch.Generator().manual_seed(11)
     dev = torch.device("cpu")
