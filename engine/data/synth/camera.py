@@ -204,8 +204,9 @@ def _jpeg_round_trip(x: Tensor, quality: Tensor, compiled: bool) -> Tensor:
     luma, chroma = encode(_batch_varies(x))
     dct = _dct_matrix(x.device, x.dtype)
     kron = torch.kron(dct, dct)
-    luma = quantise(luma @ kron.T, _batch_varies(_quant_tables(quality, _Q_LUMA).view(b, 64))) @ kron
-    chroma = quantise(chroma @ kron.T, _batch_varies(_quant_tables(quality, _Q_CHROMA).view(b, 64))) @ kron
+    luma = quantise(_batch_varies(luma @ kron.T), _batch_varies(_quant_tables(quality, _Q_LUMA).view(b, 64))) @ kron
+    chroma = quantise(_batch_varies(chroma @ kron.T), _batch_varies(_quant_tables(quality, _Q_CHROMA).view(b, 64)))
+    chroma = chroma @ kron
     hb, wb = x.shape[2] // 8, x.shape[3] // 8
     rgb = decode(_batch_varies(luma.view(b, hb, wb, 64)), _batch_varies(chroma.view(b, 2, hb // 2, wb // 2, 64)))
     return rgb[:, :, :h, :w]
