@@ -86,8 +86,8 @@ def _pack_quads(textures: Tensor) -> Tensor:
 
     ``textures`` is ``C x (S + 1) x (S + 1)`` in [0, 1] with the wrapped border; the result is ``C x S x S``.
     Compiled, a texture read is then one gather instead of four: the gathers are scalar loads, the unpacking
-    vectorises, and the texture reads were half the compiled face shading (session 7). 16 bits per texel
-    quantise the values by at most 1 / 131070.
+    vectorises (5.6 against 3.7 ns a read in a one-off micro-benchmark, session 7). 16 bits per texel quantise
+    the values by at most 1 / 131070.
     """
     q = torch.round(textures.double() * 65535.0).long()
     corners = (q[:, :-1, :-1], q[:, :-1, 1:], q[:, 1:, :-1], q[:, 1:, 1:])

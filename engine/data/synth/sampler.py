@@ -35,11 +35,11 @@ CLOSED_BELOW = 0.1  # blink values under this are labelled "closed"
 def compile_by_default(device: torch.device | str) -> bool:
     """Whether the renderer should run compiled on ``device``: on a CPU yes, on CUDA no.
 
-    Measured (``bench/synth_renderer.py``): on the 2-core CPU compiling takes 38-100 s and lifts 179 to 912
-    strips/s (``docs/bench/synth_cpu.json``, session 6: a 78 s warm-up, paid back after about 17,000 strips); on an
-    H200 (session 4's renderer) it takes about 70 s and lifts 24,854 to 60,572 strips/s at 2,048 pairs a batch,
-    paid back only after about three million strips, far more than a training run's cache. Long live-rendering GPU
-    runs should ask for it.
+    Measured (``bench/synth_renderer.py``): on the 2-core CPU compiling takes 257 s with every cache empty (79 s
+    with Inductor's on-disk cache warm) and lifts 173 to 1,131 strips/s (``docs/bench/synth_cpu.json``, session 7),
+    paid back after about 52,000 strips (16,000 warm); on an H200 (session 4's renderer) it takes about 70 s and
+    lifts 24,854 to 60,572 strips/s at 2,048 pairs a batch, paid back only after about three million strips, far
+    more than a training run's cache. Long live-rendering GPU runs should ask for it.
     """
     return torch.device(device).type == "cpu"
 
