@@ -359,10 +359,10 @@ class SynthSampler:
         # straight into the batch, instead of scattering every image to its row afterwards (a copy of the
         # batch), and each run is rendered by one compiled variant (with or without spectacles).
         key = scale_idx * 2 + (~app.glasses).long()
+        runs = torch.bincount(key, minlength=2 * len(cfg.render_scales)).tolist()  # rows per (scale, spectacles)
         order = torch.sort(key, stable=True).indices
-        app, scale_idx, key = app.index(order), scale_idx[order], key[order]
+        app, scale_idx = app.index(order), scale_idx[order]
         src, tgt, cam = src.index(order), tgt.index(order), _index_camera(cam, order)
-        runs = torch.bincount(key, minlength=2 * len(cfg.render_scales)).tolist()
 
         geo = cfg.geometry
         source = _empty_strips(n, geo.height, geo.width, src, app.subject)
