@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +62,11 @@ class Encoder(nn.Module):
         self.to_head = nn.Linear(config.hidden_dim, f3)
         self.to_gaze_pl = nn.Linear(config.hidden_dim, 2)
         self.to_head_pl = nn.Linear(config.hidden_dim, 2)
+        # Subtracted from the pseudo-labels (gaze pitch, yaw, head pitch, yaw; radians). Zero as trained; set by
+        # engine.train.calibrate so that the labels are unbiased on labelled renders. The rotation starts from
+        # these labels, so a biased label moves every redirected gaze by that bias (see the calibration module).
+        self.register_buffer("label_offset", torch.zeros(4))
+        self.register_load_state_dict_pre_hook(_offset_defaults_to_zero)  # type: ignore[no-untyped-call]
 
     def forward(self, strip: Tensor) -> Factors:
         """B x 3 x H x W in [0, 1] -> :class:`Factors`."""
@@ -76,12 +82,20 @@ class Encoder(nn.Module):
         x = self.squeeze(x)  # -> B x Cb x H/2^n x W/2^n (e.g. B x 32 x 4 x 16)
         hidden = self.fc(x.flatten(1))  # -> B x hidden
         f = self.config.embedding_dim
+        offset = self.get_buffer("label_offset")
         return Factors(
             appearance=self.to_appearance(hidden),  # -> B x A
             gaze_emb=self.to_gaze(hidden).reshape(-1, 3, f),  # -> B x 3 x F
             head_emb=self.to_head(hidden).reshape(-1, 3, f),  # -> B x 3 x F
             # Bounded to (-pi/2, pi/2): the physically possible range of both angles.
-            gaze_pl=0.5 * math.pi * torch.tanh(self.to_gaze_pl(hidden)),  # -> B x 2
-            head_pl=0.5 * math.pi * torch.tanh(self.to_head_pl(hidden)),  # -> B x 2
+            gaze_pl=0.5 * math.pi * torch.tanh(self.to_gaze_pl(hidden)) - offset[:2],  # -> B x 2
+            head_pl=0.5 * math.pi * torch.tanh(self.to_head_pl(hidden)) - offset[2:],  # -> B x 2
             skip=skip,
         )
+
+
+def _offset_defaults_to_zero(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Checkpoints from before the calibration have no ``label_offset``: load them as uncalibrated (zero)."""
+    key = prefix + "label_offset"
+    if key not in state_dict:
+        state_dict[key] = torch.zeros_like(module.get_buffer("label_offset"))

@@ -1,4 +1,5 @@
-"""Command-line entry points of training and evaluation: ``train`` (and its ablation), ``train-estimator``, ``eval``.
+"""Command-line entry points of training and evaluation: ``train`` (and its ablation), ``train-estimator``, ``eval``,
+``calibrate``.
 
 :func:`register` adds them to the ``mirada`` app. The ablation runner lives here too: it is orchestration
 (train every variant for every seed, evaluate, tabulate, plot) over :mod:`engine.train.trainer` and
@@ -20,7 +21,7 @@ import typer
 from engine.device import resolve_device
 from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
 from engine.train.checkpoint import load_redirector
-from engine.train.config import TrainConfig, from_json_dict
+from engine.train.config import TrainConfig, from_json_dict, to_json_dict
 from engine.train.estimator import (
     EstimatorTrainConfig,
     GazeHeadEstimator,
@@ -323,6 +324,37 @@ def eval_command(
     typer.echo(metrics.to_json() if as_json else markdown_table({config.variant: metrics}))
 
 
+def calibrate_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Redirector checkpoint to calibrate.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write it (default: replace CHECKPOINT).")] = None,
+    pairs: Annotated[int, typer.Option(help="Training-split pairs to measure on (two strips each).")] = 8192,
+    seed: Annotated[int, typer.Option(help="Sampler seed of those pairs.")] = 101,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the measurement as JSON.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Make the encoder's gaze and head labels unbiased on labelled training renders (no estimator involved)."""
+    from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint
+
+    try:
+        result = calibrate_checkpoint(
+            checkpoint, out, CalibrationConfig(pairs=pairs, seed=seed), resolve_device(device), progress
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(to_json_dict(result), indent=2))
+        return
+    names = ("gaze pitch", "gaze yaw", "head pitch", "head yaw")
+    for name, bias, err, offset in zip(names, result.bias_deg, result.stderr_deg, result.offset_deg, strict=True):
+        typer.echo(f"{name}: bias {bias:+.3f} ± {err:.3f}°, offset now {offset:+.3f}°")
+    typer.echo(
+        f"label error on {result.strips} strips: gaze (open eyes) {result.gaze_error_before_deg:.2f}° -> "
+        f"{result.gaze_error_after_deg:.2f}°, head {result.head_error_before_deg:.2f}° -> "
+        f"{result.head_error_after_deg:.2f}°; wrote {out or checkpoint}"
+    )
+
+
 def recipe_command(
     out: Annotated[Path, typer.Option(help="Directory of the recipe's cache, runs, weights and summary.")] = Path(
         "runs/recipe"
@@ -357,8 +389,9 @@ def recipe_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``train``, ``train-estimator``, ``train-recipe`` and ``eval`` commands to ``app``."""
+    """Add the ``train``, ``train-estimator``, ``train-recipe``, ``eval`` and ``calibrate`` commands to ``app``."""
     app.command("train")(train_command)
     app.command("train-estimator")(train_estimator_command)
     app.command("train-recipe")(recipe_command)
     app.command("eval")(eval_command)
+    app.command("calibrate")(calibrate_command)

@@ -10,9 +10,10 @@ Stages, in order (each writes into ``out_dir``):
    (a 2 M-parameter network at batch 64 leaves most of a large GPU idle; parallel runs fill it), each for
    ``ablation_seconds`` and then scored on the held-out test subjects by B.
 4. **Final**: the +GHT+SG run of the first seed continues alone for ``final_seconds`` with the whole device,
-   is scored again, slimmed (:func:`engine.train.checkpoint.ship_checkpoint`) and exported to ONNX (checked
-   against torch in ONNX Runtime). ``out_dir/ship`` then holds what goes into ``engine/weights``: the
-   redirector's checkpoint and ONNX, and both estimators' weights.
+   is scored again, slimmed (:func:`engine.train.checkpoint.ship_checkpoint`), its labels calibrated on
+   ``calibration_pairs`` training pairs (:mod:`engine.train.calibrate`; scored once more after that) and
+   exported to ONNX (checked against torch in ONNX Runtime). ``out_dir/ship`` then holds what goes into
+   ``engine/weights``: the redirector's checkpoint and ONNX, and both estimators' weights.
 
 Everything measured goes into ``out_dir/summary.json``. The budgets are wall-clock, so the recipe fits a lease
 on a shared GPU machine; on a CPU the same call runs, only slower (use small budgets there).
@@ -39,6 +40,7 @@ from engine.data.synth.subject import Split
 from engine.device import resolve_device
 from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
 from engine.model.export import export_onnx, verify_onnx
+from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint
 from engine.train.checkpoint import load_redirector, ship_checkpoint
 from engine.train.cli import VARIANTS, variant_slug
 from engine.train.config import TrainConfig, to_json_dict
@@ -76,6 +78,7 @@ class RecipeConfig:
     batch_size: int = 64
     final_seconds: float = 120.0
     eval_pairs: int = 1024
+    calibration_pairs: int = 8192
     threads_per_run: int = 2
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -83,8 +86,8 @@ class RecipeConfig:
         budgets = (self.cache_seconds, self.estimator_seconds, self.ablation_seconds)
         if min(budgets) <= 0 or self.final_seconds < 0:
             raise ValueError("stage budgets must be positive (final_seconds may be 0 to skip the final stage)")
-        if self.seeds < 1 or self.batch_size < 2 or self.eval_pairs < 1:
-            raise ValueError("need seeds >= 1, batch_size >= 2 and eval_pairs >= 1")
+        if self.seeds < 1 or self.batch_size < 2 or self.eval_pairs < 1 or self.calibration_pairs < 1:
+            raise ValueError("need seeds >= 1, batch_size >= 2, eval_pairs >= 1 and calibration_pairs >= 1")
         if not 1 <= self.cache_min_pairs <= self.cache_max_pairs:
             raise ValueError("need 1 <= cache_min_pairs <= cache_max_pairs")
 
@@ -196,7 +199,15 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         summary["final"] = result
         final_ckpt = final_dir / "last.pt"
     shipped = ship_checkpoint(final_ckpt, ship / "redirector.pt")
-    model, _, _ = load_redirector(shipped)
+    calibration = calibrate_checkpoint(
+        shipped, config=CalibrationConfig(pairs=config.calibration_pairs), device=device, progress=False
+    )
+    summary["label_calibration"] = to_json_dict(calibration)
+    model, _, _ = load_redirector(shipped, device)
+    judge = load_estimator(est_paths["b"], device)
+    calibrated = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=config.eval_pairs))
+    summary["calibrated_metrics"] = calibrated.to_dict()
+    model.cpu()
     onnx_path = export_onnx(model, ship / "redirector.onnx", config.synth.geometry)
     summary["onnx_max_abs_diff"] = verify_onnx(model, onnx_path, config.synth.geometry)
     summary["shipped"] = {

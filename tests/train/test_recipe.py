@@ -30,6 +30,7 @@ def test_recipe_runs_every_stage_and_ships_a_slim_checkpoint(tmp_path: Path) -> 
         batch_size=4,
         final_seconds=1.0,
         eval_pairs=8,
+        calibration_pairs=8,
         threads_per_run=1,
         train=tiny_config(tmp_path / "unused"),
     )
@@ -58,7 +59,12 @@ def test_recipe_runs_every_stage_and_ships_a_slim_checkpoint(tmp_path: Path) -> 
     assert cfg.model == config.train.model
     original = load_payload(out / "final" / "last.pt")
     for name, value in model.state_dict().items():
-        torch.testing.assert_close(value, original["model"][name])
+        if name != "encoder.label_offset":  # the only change: the shipped labels are calibrated
+            torch.testing.assert_close(value, original["model"][name])
+    offset = torch.rad2deg(model.encoder.get_buffer("label_offset")).double()
+    torch.testing.assert_close(offset, torch.tensor(summary["label_calibration"]["offset_deg"], dtype=torch.float64))
+    assert offset.abs().max() > 0
+    assert summary["calibrated_metrics"]["pairs"] == 8
     assert shipped.stat().st_size < (out / "final" / "last.pt").stat().st_size
     for arch in ("a", "b"):
         slim = load_payload(out / "ship" / f"estimator_{arch}.pt")

@@ -1,0 +1,132 @@
+"""Calibration of the encoder's pseudo-labels: measured on labelled renders, stored in the checkpoint."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import typer
+from torch import Tensor
+from typer.testing import CliRunner
+
+from engine.data.synth import Split, SynthSampler
+from engine.model import Redirector
+from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint, calibrate_labels
+from engine.train.checkpoint import REDIRECTOR_KIND, load_redirector, save_payload, ship_checkpoint
+from engine.train.cli import register
+from engine.train.config import TrainConfig
+from tests.train.helpers import TINY_MODEL, TINY_SYNTH
+
+SMALL = CalibrationConfig(pairs=48, batch_size=16, seed=3)
+
+
+def _model(seed: int = 0) -> Redirector:
+    torch.manual_seed(seed)
+    model = Redirector(TINY_MODEL)
+    with torch.no_grad():  # labels that depend on the strip, not only on the (zero-initialised) biases
+        model.encoder.to_gaze_pl.weight.normal_(0.0, 0.3)
+        model.encoder.to_head_pl.weight.normal_(0.0, 0.3)
+    return model.eval()
+
+
+@torch.no_grad()
+def _label_bias_deg(model: Redirector, config: CalibrationConfig) -> Tensor:
+    """Mean label minus truth (gaze over open eyes, head over all) on the calibration renders, degrees."""
+    sampler = SynthSampler(TINY_SYNTH, config.split, config.seed, config.batch_size, "cpu")
+    diffs, opens = [], []
+    for index in range(math.ceil(config.pairs / config.batch_size)):
+        pair = sampler.pairs(index)
+        for strips in (pair.source, pair.target):
+            f = model.encode(strips.image)
+            diffs.append(torch.cat((f.gaze_pl - strips.gaze, f.head_pl - strips.head), dim=1).double())
+            opens.append(~strips.closed)
+    diff, is_open = torch.cat(diffs), torch.cat(opens)
+    return torch.rad2deg(torch.cat((diff[is_open, :2].mean(0), diff[:, 2:].mean(0))))
+
+
+def test_calibrated_labels_are_unbiased_on_the_renders_and_the_offset_is_their_bias() -> None:
+    model = _model()
+    before = _label_bias_deg(model, SMALL)
+    assert before.abs().max() > 0.5  # an untrained encoder is biased: there is something to remove
+    result = calibrate_labels(model, TINY_SYNTH, SMALL, progress=False)
+    assert result.strips == 2 * SMALL.pairs
+    assert torch.allclose(torch.tensor(result.bias_deg, dtype=torch.float64), before, atol=1e-4)
+    assert torch.allclose(torch.tensor(result.offset_deg, dtype=torch.float64), before, atol=1e-4)
+    assert _label_bias_deg(model, SMALL).abs().max() < 1e-3
+    # removing a bias can only lower the mean squared error; the mean angular error moves little either way
+    assert result.head_error_after_deg < result.head_error_before_deg + 0.5
+
+
+def test_calibration_accumulates_and_finds_an_injected_bias() -> None:
+    model = _model()
+    calibrate_labels(model, TINY_SYNTH, SMALL, progress=False)
+    calibrated = model.encoder.get_buffer("label_offset").clone()
+    injected = torch.deg2rad(torch.tensor([2.0, -1.0, 0.5, 0.0]))
+    model.encoder.get_buffer("label_offset").add_(injected)  # labels now read 2° low in pitch, etc.
+    result = calibrate_labels(model, TINY_SYNTH, SMALL, progress=False)
+    assert result.bias_deg == pytest.approx([-2.0, 1.0, -0.5, 0.0], abs=1e-3)
+    assert torch.allclose(model.encoder.get_buffer("label_offset"), calibrated, atol=1e-6)
+
+
+def test_the_offset_moves_the_labels_and_the_rotation_but_not_the_embeddings() -> None:
+    model = _model()
+    strip = torch.rand(2, 3, TINY_MODEL.height, TINY_MODEL.width)
+    plain = model.encode(strip)
+    model.encoder.get_buffer("label_offset").copy_(torch.tensor([0.1, -0.2, 0.05, 0.0]))
+    shifted = model.encode(strip)
+    assert torch.allclose(shifted.gaze_pl, plain.gaze_pl - torch.tensor([0.1, -0.2]), atol=1e-6)
+    assert torch.allclose(shifted.head_pl, plain.head_pl - torch.tensor([0.05, 0.0]), atol=1e-6)
+    assert torch.equal(shifted.gaze_emb, plain.gaze_emb)
+    target = torch.zeros(2, 2)
+    rotated, rotated_plain = model.redirect(shifted, target, target), model.redirect(plain, target, target)
+    assert not torch.allclose(rotated.gaze_emb, rotated_plain.gaze_emb)
+
+
+def test_a_checkpoint_without_an_offset_loads_uncalibrated() -> None:
+    state = _model().state_dict()
+    del state["encoder.label_offset"]
+    model = Redirector(TINY_MODEL)
+    model.load_state_dict(state)  # strict: the hook supplies the missing key
+    assert torch.equal(model.encoder.get_buffer("label_offset"), torch.zeros(4))
+
+
+def _checkpoint(path: Path) -> Path:
+    config = TrainConfig(device="cpu", synth=TINY_SYNTH, model=TINY_MODEL)
+    payload = {"kind": REDIRECTOR_KIND, "config": config.to_dict(), "model": _model().state_dict(), "optimizer": {}}
+    save_payload(payload, path)
+    return path
+
+
+def test_calibrate_checkpoint_stores_offset_and_measurement_and_shipping_keeps_them(tmp_path: Path) -> None:
+    path = _checkpoint(tmp_path / "run.pt")
+    result = calibrate_checkpoint(path, tmp_path / "cal.pt", SMALL, progress=False)
+    model, _, payload = load_redirector(tmp_path / "cal.pt")
+    offset = torch.rad2deg(model.encoder.get_buffer("label_offset")).double()
+    assert torch.allclose(offset, torch.tensor(result.offset_deg, dtype=torch.float64), atol=1e-4)
+    assert payload["label_calibration"]["config"]["pairs"] == SMALL.pairs
+    assert "optimizer" in payload  # a calibrated training checkpoint still resumes
+    untouched, _, _ = load_redirector(path)
+    assert torch.equal(untouched.encoder.get_buffer("label_offset"), torch.zeros(4))
+    shipped, _, slim = load_redirector(ship_checkpoint(tmp_path / "cal.pt", tmp_path / "ship.pt"))
+    assert torch.equal(shipped.encoder.get_buffer("label_offset"), model.encoder.get_buffer("label_offset"))
+    assert slim["label_calibration"] == payload["label_calibration"]
+
+
+def test_calibrate_command_replaces_the_checkpoint(tmp_path: Path) -> None:
+    path = _checkpoint(tmp_path / "run.pt")
+    app = typer.Typer()
+    register(app)
+    args = ["calibrate", str(path), "--pairs", "16", "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "gaze pitch: bias" in result.output
+    model, _, _ = load_redirector(path)
+    assert model.encoder.get_buffer("label_offset").abs().max() > 0
+
+
+def test_calibration_config_rejects_empty_runs() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        CalibrationConfig(pairs=0)
+    assert CalibrationConfig().split is Split.TRAIN
