@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from engine.model.config import RedirectorConfig
 from engine.model.guards import check_strip
-from engine.model.layers import ConvBlock
+from engine.model.layers import ConvBlock, register_offset
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,7 @@ class Encoder(nn.Module):
         # Subtracted from the pseudo-labels (gaze pitch, yaw, head pitch, yaw; radians). Zero as trained; set by
         # engine.train.calibrate so that the labels are unbiased on labelled renders. The rotation starts from
         # these labels, so a biased label moves every redirected gaze by that bias (see the calibration module).
-        self.register_buffer("label_offset", torch.zeros(4))
-        self.register_load_state_dict_pre_hook(_offset_defaults_to_zero)  # type: ignore[no-untyped-call]
+        register_offset(self, "label_offset")
 
     def forward(self, strip: Tensor) -> Factors:
         """B x 3 x H x W in [0, 1] -> :class:`Factors`."""
@@ -92,10 +90,3 @@ class Encoder(nn.Module):
             head_pl=0.5 * math.pi * torch.tanh(self.to_head_pl(hidden)) - offset[2:],  # -> B x 2
             skip=skip,
         )
-
-
-def _offset_defaults_to_zero(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
-    """Checkpoints from before the calibration have no ``label_offset``: load them as uncalibrated (zero)."""
-    key = prefix + "label_offset"
-    if key not in state_dict:
-        state_dict[key] = torch.zeros_like(module.get_buffer("label_offset"))

@@ -1,7 +1,10 @@
-"""Small building blocks shared by the encoder and the decoder."""
+"""Small building blocks shared by the encoder and the decoder (and the estimators' calibration offset)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -29,3 +32,16 @@ class ConvBlock(nn.Module):
 def upsample2x(x: Tensor) -> Tensor:
     """Bilinear 2x upsampling (B x C x H x W -> B x C x 2H x 2W)."""
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def register_offset(module: nn.Module, name: str) -> None:
+    """Give ``module`` a zero buffer ``name`` of 4 angles (gaze pitch, yaw, head pitch, yaw; radians) that its
+    forward subtracts from what it estimates; engine.train.calibrate sets it. Checkpoints written before the
+    buffer existed load with it at zero (uncalibrated), also under ``strict`` loading."""
+    module.register_buffer(name, torch.zeros(4))
+
+    def default_to_zero(target: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+        if prefix + name not in state_dict:
+            state_dict[prefix + name] = torch.zeros_like(target.get_buffer(name))
+
+    module.register_load_state_dict_pre_hook(default_to_zero)  # type: ignore[no-untyped-call]

@@ -325,7 +325,7 @@ def eval_command(
 
 
 def calibrate_command(
-    checkpoint: Annotated[Path, typer.Argument(help="Redirector checkpoint to calibrate.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Redirector or estimator checkpoint to calibrate.")],
     out: Annotated[Path | None, typer.Option(help="Where to write it (default: replace CHECKPOINT).")] = None,
     pairs: Annotated[int, typer.Option(help="Training-split pairs to measure on (two strips each).")] = 8192,
     seed: Annotated[int, typer.Option(help="Sampler seed of those pairs.")] = 101,
@@ -333,7 +333,7 @@ def calibrate_command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Make the encoder's gaze and head labels unbiased on labelled training renders (no estimator involved)."""
+    """Make a redirector's gaze and head labels (or an estimator's estimates) unbiased on labelled training renders."""
     from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint
 
     try:
@@ -349,7 +349,7 @@ def calibrate_command(
     for name, bias, err, offset in zip(names, result.bias_deg, result.stderr_deg, result.offset_deg, strict=True):
         typer.echo(f"{name}: bias {bias:+.3f} ± {err:.3f}°, offset now {offset:+.3f}°")
     typer.echo(
-        f"label error on {result.strips} strips: gaze (open eyes) {result.gaze_error_before_deg:.2f}° -> "
+        f"error on {result.strips} strips: gaze (open eyes) {result.gaze_error_before_deg:.2f}° -> "
         f"{result.gaze_error_after_deg:.2f}°, head {result.head_error_before_deg:.2f}° -> "
         f"{result.head_error_after_deg:.2f}°; wrote {out or checkpoint}"
     )

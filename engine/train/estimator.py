@@ -31,6 +31,7 @@ from engine.data.batch import StripBatch
 from engine.data.synth import Split, SynthConfig, SynthSampler
 from engine.data.synth.cache import pair_source
 from engine.device import resolve_device
+from engine.model.layers import register_offset
 from engine.strip import angular_error_deg
 from engine.train.checkpoint import (
     capture_rng_state,
@@ -94,6 +95,9 @@ class GazeHeadEstimator(nn.Module):
     def __init__(self, config: EstimatorConfig) -> None:
         super().__init__()
         self.config = config
+        # Subtracted from the angles (gaze pitch, yaw, head pitch, yaw; radians): zero as trained, set by
+        # engine.train.calibrate so that the estimates are unbiased on labelled training renders.
+        register_offset(self, "output_offset")
 
     def trunk(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Centred strips -> (B x 4 raw outputs, intermediate feature maps)."""
@@ -103,7 +107,9 @@ class GazeHeadEstimator(nn.Module):
         """Angles and the intermediate activations of ``strip`` B x 3 x H x W in [0, 1]."""
         _check_strip(strip)
         raw, features = self.trunk(strip - 0.5)  # centred input: the convolutions start unbiased
-        return _angles(raw), features
+        angles = _angles(raw)
+        offset = self.get_buffer("output_offset")
+        return EstimatorOutput(gaze=angles.gaze - offset[:2], head=angles.head - offset[2:]), features
 
     def forward(self, strip: Tensor) -> EstimatorOutput:
         """Gaze and head of ``strip`` B x 3 x H x W in [0, 1]."""

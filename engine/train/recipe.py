@@ -5,7 +5,7 @@ Stages, in order (each writes into ``out_dir``):
 1. **Data**: time the live renderer on the device, then render a pair cache sized to ``cache_seconds`` of it
    (between ``cache_min_pairs`` and ``cache_max_pairs``), so that every later run trains at memory speed.
 2. **Estimators**: A (the frozen critic inside the training losses) and B (the evaluation judge, a different
-   architecture), trained at the same time in two processes.
+   architecture), trained at the same time in two processes, then calibrated (:mod:`engine.train.calibrate`).
 3. **Ablation**: STED, +GHT, +SG and +GHT+SG for ``seeds`` seeds, all at the same time in one process each
    (a 2 M-parameter network at batch 64 leaves most of a large GPU idle; parallel runs fill it), each for
    ``ablation_seconds`` and then scored on the held-out test subjects by B.
@@ -154,9 +154,13 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     ]
     summary["estimators"] = dict(zip(est_paths, _run_parallel(jobs), strict=True))
     ship = out / "ship"
+    calibration_config = CalibrationConfig(pairs=config.calibration_pairs)
     for arch, path in est_paths.items():
+        # Unbiased before use: a biased critic makes every redirected gaze overshoot by its bias.
+        calibration = to_json_dict(calibrate_checkpoint(path, config=calibration_config, device=device, progress=False))
+        summary["estimators"][arch]["label_calibration"] = calibration
         # Weights and config only (the training checkpoint also holds Adam's moments, twice the weights).
-        save_estimator(load_estimator(path), ship / f"estimator_{arch}.pt")
+        save_estimator(load_estimator(path), ship / f"estimator_{arch}.pt", {"label_calibration": calibration})
     _stamp(summary, out)
 
     # 3. the ablation, every run at once
@@ -199,9 +203,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         summary["final"] = result
         final_ckpt = final_dir / "last.pt"
     shipped = ship_checkpoint(final_ckpt, ship / "redirector.pt")
-    calibration = calibrate_checkpoint(
-        shipped, config=CalibrationConfig(pairs=config.calibration_pairs), device=device, progress=False
-    )
+    calibration = calibrate_checkpoint(shipped, config=calibration_config, device=device, progress=False)
     summary["label_calibration"] = to_json_dict(calibration)
     model, _, _ = load_redirector(shipped, device)
     judge = load_estimator(est_paths["b"], device)

@@ -1,8 +1,9 @@
-"""Calibration of the encoder's pseudo-labels: measured on labelled renders, stored in the checkpoint."""
+"""Calibration of the encoder's pseudo-labels and of the estimators: measured on labelled renders, stored."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,12 @@ from typer.testing import CliRunner
 
 from engine.data.synth import Split, SynthSampler
 from engine.model import Redirector
-from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint, calibrate_labels
-from engine.train.checkpoint import REDIRECTOR_KIND, load_redirector, save_payload, ship_checkpoint
+from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint, calibrate_estimator, calibrate_labels
+from engine.train.checkpoint import REDIRECTOR_KIND, load_payload, load_redirector, save_payload, ship_checkpoint
 from engine.train.cli import register
 from engine.train.config import TrainConfig
-from tests.train.helpers import TINY_MODEL, TINY_SYNTH
+from engine.train.estimator import load_estimator
+from tests.train.helpers import TINY_MODEL, TINY_SYNTH, tiny_estimator, tiny_estimator_file
 
 SMALL = CalibrationConfig(pairs=48, batch_size=16, seed=3)
 
@@ -31,16 +33,24 @@ def _model(seed: int = 0) -> Redirector:
     return model.eval()
 
 
+def _encoder_labels(model: Redirector) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    def read(image: Tensor) -> tuple[Tensor, Tensor]:
+        factors = model.encode(image)
+        return factors.gaze_pl, factors.head_pl
+
+    return read
+
+
 @torch.no_grad()
-def _label_bias_deg(model: Redirector, config: CalibrationConfig) -> Tensor:
-    """Mean label minus truth (gaze over open eyes, head over all) on the calibration renders, degrees."""
+def _bias_deg(read: Callable[[Tensor], tuple[Tensor, Tensor]], config: CalibrationConfig) -> Tensor:
+    """Mean estimate minus truth (gaze over open eyes, head over all) on the calibration renders, degrees."""
     sampler = SynthSampler(TINY_SYNTH, config.split, config.seed, config.batch_size, "cpu")
     diffs, opens = [], []
     for index in range(math.ceil(config.pairs / config.batch_size)):
         pair = sampler.pairs(index)
         for strips in (pair.source, pair.target):
-            f = model.encode(strips.image)
-            diffs.append(torch.cat((f.gaze_pl - strips.gaze, f.head_pl - strips.head), dim=1).double())
+            gaze, head = read(strips.image)
+            diffs.append(torch.cat((gaze - strips.gaze, head - strips.head), dim=1).double())
             opens.append(~strips.closed)
     diff, is_open = torch.cat(diffs), torch.cat(opens)
     return torch.rad2deg(torch.cat((diff[is_open, :2].mean(0), diff[:, 2:].mean(0))))
@@ -48,13 +58,13 @@ def _label_bias_deg(model: Redirector, config: CalibrationConfig) -> Tensor:
 
 def test_calibrated_labels_are_unbiased_on_the_renders_and_the_offset_is_their_bias() -> None:
     model = _model()
-    before = _label_bias_deg(model, SMALL)
+    before = _bias_deg(_encoder_labels(model), SMALL)
     assert before.abs().max() > 0.5  # an untrained encoder is biased: there is something to remove
     result = calibrate_labels(model, TINY_SYNTH, SMALL, progress=False)
     assert result.strips == 2 * SMALL.pairs
     assert torch.allclose(torch.tensor(result.bias_deg, dtype=torch.float64), before, atol=1e-4)
     assert torch.allclose(torch.tensor(result.offset_deg, dtype=torch.float64), before, atol=1e-4)
-    assert _label_bias_deg(model, SMALL).abs().max() < 1e-3
+    assert _bias_deg(_encoder_labels(model), SMALL).abs().max() < 1e-3
     # removing a bias can only lower the mean squared error; the mean angular error moves little either way
     assert result.head_error_after_deg < result.head_error_before_deg + 0.5
 
@@ -88,8 +98,44 @@ def test_a_checkpoint_without_an_offset_loads_uncalibrated() -> None:
     state = _model().state_dict()
     del state["encoder.label_offset"]
     model = Redirector(TINY_MODEL)
+    model.encoder.get_buffer("label_offset").fill_(1.0)
     model.load_state_dict(state)  # strict: the hook supplies the missing key
     assert torch.equal(model.encoder.get_buffer("label_offset"), torch.zeros(4))
+    estimator_state = tiny_estimator("b").state_dict()
+    del estimator_state["output_offset"]
+    estimator = tiny_estimator("b", seed=1)
+    estimator.get_buffer("output_offset").fill_(1.0)
+    estimator.load_state_dict(estimator_state)
+    assert torch.equal(estimator.get_buffer("output_offset"), torch.zeros(4))
+
+
+@pytest.mark.parametrize("arch", ["a", "b"])
+def test_calibrated_estimators_are_unbiased_on_the_renders(arch: str) -> None:
+    estimator = tiny_estimator(arch)
+    with torch.no_grad():  # an untrained estimator reads about zero: give it a clear bias to find
+        last = [m for m in estimator.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.bias.copy_(torch.tensor([0.1, -0.05, 0.08, 0.02]))
+
+    def read(image: Tensor) -> tuple[Tensor, Tensor]:
+        out = estimator(image)
+        return out.gaze, out.head
+
+    before = _bias_deg(read, SMALL)
+    assert before.abs().max() > 2.0
+    result = calibrate_estimator(estimator, TINY_SYNTH, SMALL, progress=False)
+    assert torch.allclose(torch.tensor(result.bias_deg, dtype=torch.float64), before, atol=1e-4)
+    assert _bias_deg(read, SMALL).abs().max() < 1e-3
+    assert result.gaze_error_after_deg < result.gaze_error_before_deg
+    assert not estimator.training  # the estimator's mode is restored (tiny_estimator is frozen)
+
+
+def test_calibrate_checkpoint_handles_estimators(tmp_path: Path) -> None:
+    path = tiny_estimator_file(tmp_path / "b.pt", "b")
+    result = calibrate_checkpoint(path, tmp_path / "b_cal.pt", CalibrationConfig(pairs=8, batch_size=8), progress=False)
+    calibrated = load_estimator(tmp_path / "b_cal.pt")
+    offset = torch.rad2deg(calibrated.get_buffer("output_offset")).double()
+    assert torch.allclose(offset, torch.tensor(result.offset_deg, dtype=torch.float64), atol=1e-4)
+    assert load_payload(tmp_path / "b_cal.pt")["label_calibration"]["strips"] == 16
 
 
 def _checkpoint(path: Path) -> Path:

@@ -70,6 +70,10 @@ def test_recipe_runs_every_stage_and_ships_a_slim_checkpoint(tmp_path: Path) -> 
         slim = load_payload(out / "ship" / f"estimator_{arch}.pt")
         assert "optimizer" not in slim
         assert slim["estimator_config"]["arch"] == arch
+        offset = torch.rad2deg(slim["model"]["output_offset"]).double()
+        expected = summary["estimators"][arch]["label_calibration"]["offset_deg"]
+        torch.testing.assert_close(offset, torch.tensor(expected, dtype=torch.float64))
+        assert slim["label_calibration"]["offset_deg"] == expected
     assert (out / "ship" / "redirector.onnx").is_file()
 
 
