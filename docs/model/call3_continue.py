@@ -8,6 +8,12 @@ redirector (estimator A, the critic, stays as shipped), each for ``SECONDS``. Th
 new) are scored on the same 1,024 test pairs by both judges (shipped and new); which one ships is decided from
 that table, not here. Environment: ``DEV`` (cuda), ``NPAIRS``, ``SECONDS`` (330), ``EVAL`` (1024 pairs),
 ``BATCH`` (redirector pairs per step, 64), ``BBATCH`` (judge pairs per step, 128).
+
+Since session 8 the new judge and the new redirector are calibrated (``engine.train.calibrate``, on ``CALPAIRS``
+training pairs, 8,192) before that table is made; ``CALIBRATE=0`` runs it as session 4 did. The shipped
+estimators it starts from are calibrated already, so the redirector now trains against an unbiased critic.
+A tiny CPU run that checks the script end to end:
+``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 OUT=/tmp/c3o WORK=/tmp/c3w``.
 """
 
 import json
@@ -21,8 +27,9 @@ from engine.data.synth.cache import write_cache
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
 from engine.eval.metrics import EvalConfig, evaluate_redirector
+from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint
 from engine.train.checkpoint import load_payload, load_redirector, ship_checkpoint
-from engine.train.config import TrainConfig
+from engine.train.config import TrainConfig, to_json_dict
 from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig, load_estimator, save_estimator
 from engine.train.recipe import _estimator_job, _fast_cuda, _redirector_job, _run_parallel
 
@@ -79,6 +86,12 @@ if __name__ == "__main__":
     summary["redirector"]["from_step"] = init["step"]
     summary["train_s"] = time.monotonic() - t0
     new_path = ship_checkpoint(work / "redirector" / "last.pt", out / "redirector.pt")
+    if env("CALIBRATE", "1") == "1":
+        cal = CalibrationConfig(pairs=int(env("CALPAIRS", "8192")))
+        summary["calibration"] = {
+            "new_b": to_json_dict(calibrate_checkpoint(bcfg.out, config=cal, device=dev, progress=False)),
+            "new": to_json_dict(calibrate_checkpoint(new_path, config=cal, device=dev, progress=False)),
+        }
     judges = {"shipped_b": load_estimator(shipped / "estimator_b.pt", dev), "new_b": load_estimator(bcfg.out, dev)}
     models = {"shipped": shipped / "redirector.pt", "new": new_path}
     table = {}
