@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 import engine.weights as weights
 from engine.model import Redirector
+from engine.train.checkpoint import load_payload
 
 
 def test_paths_live_next_to_the_package() -> None:
@@ -31,3 +33,17 @@ def test_the_shipped_weights_load() -> None:
     assert isinstance(model, Redirector)
     assert not model.training
     assert weights.default_onnx() == weights.DEFAULT_ONNX
+
+
+def test_the_shipped_weights_are_calibrated() -> None:
+    """The shipped redirector and both estimators carry the offsets that `mirada calibrate` measured."""
+    payload = load_payload(weights.DEFAULT_CHECKPOINT)
+    offset = payload["model"]["encoder.label_offset"]
+    assert offset.abs().max() > 0
+    torch.testing.assert_close(
+        torch.rad2deg(offset).double(), torch.tensor(payload["label_calibration"]["offset_deg"]).double()
+    )
+    for path in (weights.DEFAULT_ESTIMATOR_A, weights.DEFAULT_JUDGE):
+        estimator = load_payload(path)
+        assert estimator["model"]["output_offset"].abs().max() > 0, path
+        assert estimator["label_calibration"]["strips"] > 0, path
