@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,7 +39,8 @@ from engine.train.estimator import ESTIMATOR_KIND, EstimatorTrainConfig, GazeHea
 
 logger = logging.getLogger(__name__)
 
-_COMPONENTS = ("gaze pitch", "gaze yaw", "head pitch", "head yaw")
+# The order of the four angles in every offset, bias and standard error.
+COMPONENTS = ("gaze pitch", "gaze yaw", "head pitch", "head yaw")
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def _calibrate(
         head_error_before_deg=float(before_head),
         head_error_after_deg=float(after_head),
     )
-    for name, b, e in zip(_COMPONENTS, result.bias_deg, result.stderr_deg, strict=True):
+    for name, b, e in zip(COMPONENTS, result.bias_deg, result.stderr_deg, strict=True):
         logger.info("%s bias, %s: %+.3f ± %.3f deg", what, name, b, e)
     return result
 
@@ -182,6 +184,12 @@ def calibrate_estimator(
         model.train(was_training)
 
 
+def calibration_record(config: CalibrationConfig, result: LabelCalibration) -> dict[str, Any]:
+    """What a calibrated checkpoint stores under ``label_calibration``: the renders used and the measurement."""
+    record: dict[str, Any] = {"config": to_json_dict(config), **to_json_dict(result)}
+    return record
+
+
 def calibrate_checkpoint(
     path: str | Path,
     out: str | Path | None = None,
@@ -208,6 +216,6 @@ def calibrate_checkpoint(
         model, train_config, payload = load_redirector(path, device)
         result = calibrate_labels(model, train_config.synth, config, progress)
     payload["model"] = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    payload["label_calibration"] = {"config": to_json_dict(config), **to_json_dict(result)}
+    payload["label_calibration"] = calibration_record(config, result)
     save_payload(payload, out if out is not None else path)
     return result

@@ -334,7 +334,7 @@ def calibrate_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Make a redirector's gaze and head labels (or an estimator's estimates) unbiased on labelled training renders."""
-    from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint
+    from engine.train.calibrate import COMPONENTS, CalibrationConfig, calibrate_checkpoint
 
     try:
         result = calibrate_checkpoint(
@@ -345,8 +345,7 @@ def calibrate_command(
     if as_json:
         typer.echo(json.dumps(to_json_dict(result), indent=2))
         return
-    names = ("gaze pitch", "gaze yaw", "head pitch", "head yaw")
-    for name, bias, err, offset in zip(names, result.bias_deg, result.stderr_deg, result.offset_deg, strict=True):
+    for name, bias, err, offset in zip(COMPONENTS, result.bias_deg, result.stderr_deg, result.offset_deg, strict=True):
         typer.echo(f"{name}: bias {bias:+.3f} ± {err:.3f}°, offset now {offset:+.3f}°")
     typer.echo(
         f"error on {result.strips} strips: gaze (open eyes) {result.gaze_error_before_deg:.2f}° -> "

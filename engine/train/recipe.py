@@ -40,7 +40,7 @@ from engine.data.synth.subject import Split
 from engine.device import resolve_device
 from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
 from engine.model.export import export_onnx, verify_onnx
-from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint
+from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint, calibration_record
 from engine.train.checkpoint import load_redirector, ship_checkpoint
 from engine.train.cli import VARIANTS, variant_slug
 from engine.train.config import TrainConfig, to_json_dict
@@ -157,10 +157,11 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     calibration_config = CalibrationConfig(pairs=config.calibration_pairs)
     for arch, path in est_paths.items():
         # Unbiased before use: a biased critic makes every redirected gaze overshoot by its bias.
-        calibration = to_json_dict(calibrate_checkpoint(path, config=calibration_config, device=device, progress=False))
-        summary["estimators"][arch]["label_calibration"] = calibration
+        measured = calibrate_checkpoint(path, config=calibration_config, device=device, progress=False)
+        record = calibration_record(calibration_config, measured)
+        summary["estimators"][arch]["label_calibration"] = record
         # Weights and config only (the training checkpoint also holds Adam's moments, twice the weights).
-        save_estimator(load_estimator(path), ship / f"estimator_{arch}.pt", {"label_calibration": calibration})
+        save_estimator(load_estimator(path), ship / f"estimator_{arch}.pt", {"label_calibration": record})
     _stamp(summary, out)
 
     # 3. the ablation, every run at once
@@ -204,7 +205,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         final_ckpt = final_dir / "last.pt"
     shipped = ship_checkpoint(final_ckpt, ship / "redirector.pt")
     calibration = calibrate_checkpoint(shipped, config=calibration_config, device=device, progress=False)
-    summary["label_calibration"] = to_json_dict(calibration)
+    summary["label_calibration"] = calibration_record(calibration_config, calibration)
     model, _, _ = load_redirector(shipped, device)
     judge = load_estimator(est_paths["b"], device)
     calibrated = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=config.eval_pairs))

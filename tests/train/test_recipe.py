@@ -74,6 +74,7 @@ def test_recipe_runs_every_stage_and_ships_a_slim_checkpoint(tmp_path: Path) -> 
         expected = summary["estimators"][arch]["label_calibration"]["offset_deg"]
         torch.testing.assert_close(offset, torch.tensor(expected, dtype=torch.float64))
         assert slim["label_calibration"]["offset_deg"] == expected
+        assert slim["label_calibration"]["config"]["pairs"] == config.calibration_pairs  # as `mirada calibrate` writes
     assert (out / "ship" / "redirector.onnx").is_file()
 
 
