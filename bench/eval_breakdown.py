@@ -52,7 +52,7 @@ def per_pair(
         n = min(batch_size, pairs - done)
         batch, _, target = sampler.render_pairs(index, n)
         s, t = batch.source, batch.target
-        out = model.decode(model.redirect(model.encode(s.image), t.gaze, t.head), s.image).strip_out
+        out = model.decode(model.redirect(model.encode(s.image), t.gaze, t.head, calibrated=True), s.image).strip_out
         read = judge(torch.cat((out, t.image, s.image)))
         g, h = read.gaze.split(n), read.head.split(n)  # output, target render, source render
         row = {

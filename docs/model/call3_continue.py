@@ -10,10 +10,11 @@ that table, not here. Environment: ``DEV`` (cuda), ``NPAIRS``, ``SECONDS`` (330)
 ``BATCH`` (redirector pairs per step, 64), ``BBATCH`` (judge pairs per step, 128).
 
 Since session 8 the new judge and the new redirector are calibrated (``engine.train.calibrate``, on ``CALPAIRS``
-training pairs, 8,192) before that table is made; ``CALIBRATE=0`` runs it as session 4 did. The shipped
+training pairs, 8,192) before that table is made, and since session 9 the new redirector's move gain too (against
+the shipped critic A, on ``GAINPAIRS`` training pairs, 1,024); ``CALIBRATE=0`` runs it as session 4 did. The shipped
 estimators it starts from are calibrated already, so the redirector now trains against an unbiased critic.
 A tiny CPU run that checks the script end to end:
-``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 OUT=/tmp/c3o WORK=/tmp/c3w``.
+``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 GAINPAIRS=32 OUT=/tmp/c3o WORK=/tmp/c3w``.
 """
 
 import json
@@ -27,7 +28,7 @@ from engine.data.synth.cache import write_cache
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
 from engine.eval.metrics import EvalConfig, evaluate_redirector
-from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint
+from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint, calibrate_gain_checkpoint
 from engine.train.checkpoint import load_payload, load_redirector, ship_checkpoint
 from engine.train.config import TrainConfig, to_json_dict
 from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig, load_estimator, save_estimator
@@ -47,7 +48,12 @@ if __name__ == "__main__":
     summary: dict = {"npairs": npairs, "seconds": seconds}
     cache = work / "pairs.h5"
     render_batch = min(2048, npairs)
-    write_cache(SynthSampler(SynthConfig(), Split.TRAIN, seed=31337, batch_size=render_batch, device=dev), cache, npairs, progress=False)
+    write_cache(
+        SynthSampler(SynthConfig(), Split.TRAIN, seed=31337, batch_size=render_batch, device=dev),
+        cache,
+        npairs,
+        progress=False,
+    )
     summary["cache_s"] = time.monotonic() - t0
     init = load_payload(shipped / "redirector.pt")
     cfg = replace(
@@ -92,6 +98,10 @@ if __name__ == "__main__":
             "new_b": to_json_dict(calibrate_checkpoint(bcfg.out, config=cal, device=dev, progress=False)),
             "new": to_json_dict(calibrate_checkpoint(new_path, config=cal, device=dev, progress=False)),
         }
+        gain_cal = CalibrationConfig(pairs=int(env("GAINPAIRS", "1024")), batch_size=32, seed=202)
+        critic = shipped / "estimator_a.pt"
+        gain = calibrate_gain_checkpoint(new_path, critic, config=gain_cal, device=dev, progress=False)
+        summary["calibration"]["new_gain"] = to_json_dict(gain)
     judges = {"shipped_b": load_estimator(shipped / "estimator_b.pt", dev), "new_b": load_estimator(bcfg.out, dev)}
     models = {"shipped": shipped / "redirector.pt", "new": new_path}
     table = {}

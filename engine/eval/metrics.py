@@ -186,9 +186,10 @@ def evaluate_redirector(
         pair = sampler.pairs(index, n)
         s, t = pair.source, pair.target
         factors = model.encode(s.image)
-        full = model.decode(model.redirect(factors, t.gaze, t.head), s.image).strip_out
-        gaze_only = model.decode(model.redirect(factors, t.gaze, factors.head_pl), s.image).strip_out
-        head_only = model.decode(model.redirect(factors, factors.gaze_pl, t.head), s.image).strip_out
+        # calibrated: the moves go through the model's calibrated gain, as at inference
+        full = model.decode(model.redirect(factors, t.gaze, t.head, calibrated=True), s.image).strip_out
+        gaze_only = model.decode(model.redirect(factors, t.gaze, factors.head_pl, calibrated=True), s.image).strip_out
+        head_only = model.decode(model.redirect(factors, factors.gaze_pl, t.head, calibrated=True), s.image).strip_out
         read = judge(torch.cat((full, gaze_only, head_only, s.image, t.image)))
         g, h = read.gaze.split(n), read.head.split(n)  # full, gaze only, head only, source, target
         batch_sums = {

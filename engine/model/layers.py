@@ -34,14 +34,19 @@ def upsample2x(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
-def register_offset(module: nn.Module, name: str) -> None:
-    """Give ``module`` a zero buffer ``name`` of 4 angles (gaze pitch, yaw, head pitch, yaw; radians) that its
-    forward subtracts from what it estimates; engine.train.calibrate sets it. Checkpoints written before the
-    buffer existed load with it at zero (uncalibrated), also under ``strict`` loading."""
-    module.register_buffer(name, torch.zeros(4))
+def register_calibration(module: nn.Module, name: str, default: float) -> None:
+    """Give ``module`` a buffer ``name`` of 4 values (gaze pitch, yaw, head pitch, yaw), each ``default``, that
+    engine.train.calibrate sets after training. Checkpoints written before the buffer existed load with it at
+    ``default`` (uncalibrated), also under ``strict`` loading."""
+    module.register_buffer(name, torch.full((4,), default))
 
-    def default_to_zero(target: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    def fill_missing(target: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
         if prefix + name not in state_dict:
-            state_dict[prefix + name] = torch.zeros_like(target.get_buffer(name))
+            state_dict[prefix + name] = torch.full_like(target.get_buffer(name), default)
 
-    module.register_load_state_dict_pre_hook(default_to_zero)  # type: ignore[no-untyped-call]
+    module.register_load_state_dict_pre_hook(fill_missing)  # type: ignore[no-untyped-call]
+
+
+def register_offset(module: nn.Module, name: str) -> None:
+    """A zero calibration buffer of 4 angles (radians) that ``module``'s forward subtracts from its estimates."""
+    register_calibration(module, name, 0.0)

@@ -118,6 +118,6 @@ def ship_checkpoint(path: str | Path, out: str | Path) -> Path:
     """
     payload = load_payload(path)
     require_kind(payload, REDIRECTOR_KIND, path)
-    keep = ("kind", "format", "config", "code_version", "step", "model", "label_calibration")
+    keep = ("kind", "format", "config", "code_version", "step", "model", "label_calibration", "gain_calibration")
     save_payload({key: payload[key] for key in keep if key in payload}, out)
     return Path(out)

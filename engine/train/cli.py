@@ -20,7 +20,7 @@ import typer
 
 from engine.device import resolve_device
 from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
-from engine.train.checkpoint import load_redirector
+from engine.train.checkpoint import REDIRECTOR_KIND, load_payload, load_redirector
 from engine.train.config import TrainConfig, from_json_dict, to_json_dict
 from engine.train.estimator import (
     EstimatorTrainConfig,
@@ -329,29 +329,81 @@ def calibrate_command(
     out: Annotated[Path | None, typer.Option(help="Where to write it (default: replace CHECKPOINT).")] = None,
     pairs: Annotated[int, typer.Option(help="Training-split pairs to measure on (two strips each).")] = 8192,
     seed: Annotated[int, typer.Option(help="Sampler seed of those pairs.")] = 101,
+    labels: Annotated[
+        bool, typer.Option(help="Calibrate the labels (--no-labels: a redirector's move gain only).")
+    ] = True,
+    gain: Annotated[
+        bool, typer.Option(help="For a redirector, also calibrate its move gain against the critic (estimator A).")
+    ] = True,
+    critic: Annotated[
+        Path | None,
+        typer.Option(help="Estimator A for the gain (default: the run's, else engine/weights/estimator_a.pt)."),
+    ] = None,
+    gain_pairs: Annotated[int, typer.Option(help="Training-split pairs to measure the move gain on.")] = 1024,
     as_json: Annotated[bool, typer.Option("--json", help="Print the measurement as JSON.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Make a redirector's gaze and head labels (or an estimator's estimates) unbiased on labelled training renders."""
-    from engine.train.calibrate import COMPONENTS, CalibrationConfig, calibrate_checkpoint
+    """Make a redirector's gaze and head labels (or an estimator's estimates) unbiased on labelled training
+    renders; for a redirector, then scale its moves so that its outputs land on target on average."""
+    from engine.train.calibrate import (
+        COMPONENTS,
+        CalibrationConfig,
+        calibrate_checkpoint,
+        calibrate_gain_checkpoint,
+    )
 
     try:
-        result = calibrate_checkpoint(
-            checkpoint, out, CalibrationConfig(pairs=pairs, seed=seed), resolve_device(device), progress
-        )
+        target = resolve_device(device)
+        is_redirector = load_payload(checkpoint).get("kind") == REDIRECTOR_KIND
+        if not labels and not (gain and is_redirector):
+            raise ValueError("nothing to calibrate: --no-labels leaves only a redirector's move gain")
+        result, moved = None, None
+        source = checkpoint
+        if labels:
+            config = CalibrationConfig(pairs=pairs, seed=seed)
+            result = calibrate_checkpoint(checkpoint, out, config, target, progress)
+            source = out or checkpoint
+        if gain and is_redirector:
+            critic_path = critic or _run_critic(load_payload(source))
+            gain_config = CalibrationConfig(pairs=gain_pairs, batch_size=32, seed=202)
+            moved = calibrate_gain_checkpoint(source, critic_path, out, gain_config, device=target, progress=progress)
+        written = out or checkpoint
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     if as_json:
-        typer.echo(json.dumps(to_json_dict(result), indent=2))
+        typer.echo(json.dumps({"labels": to_json_dict(result), "gain": to_json_dict(moved)}, indent=2))
         return
-    for name, bias, err, offset in zip(COMPONENTS, result.bias_deg, result.stderr_deg, result.offset_deg, strict=True):
-        typer.echo(f"{name}: bias {bias:+.3f} ± {err:.3f}°, offset now {offset:+.3f}°")
-    typer.echo(
-        f"error on {result.strips} strips: gaze (open eyes) {result.gaze_error_before_deg:.2f}° -> "
-        f"{result.gaze_error_after_deg:.2f}°, head {result.head_error_before_deg:.2f}° -> "
-        f"{result.head_error_after_deg:.2f}°; wrote {out or checkpoint}"
-    )
+    if result is not None:
+        rows = zip(COMPONENTS, result.bias_deg, result.stderr_deg, result.offset_deg, strict=True)
+        for name, bias, err, offset in rows:
+            typer.echo(f"{name}: bias {bias:+.3f} ± {err:.3f}°, offset now {offset:+.3f}°")
+        typer.echo(
+            f"error on {result.strips} strips: gaze (open eyes) {result.gaze_error_before_deg:.2f}° -> "
+            f"{result.gaze_error_after_deg:.2f}°, head {result.head_error_before_deg:.2f}° -> "
+            f"{result.head_error_after_deg:.2f}°"
+        )
+    if moved is not None:
+        rows = zip(COMPONENTS, moved.undershoot_before, moved.undershoot_after, moved.gain, strict=True)
+        for name, before, after, k in rows:
+            typer.echo(f"{name}: off target by {100 * before:+.1f}% -> {100 * after:+.1f}% of the move, gain {k:.4f}")
+        typer.echo(
+            f"critic's error on {moved.pairs} pairs: gaze (both eyes open) {moved.critic_gaze_error_before_deg:.2f}° "
+            f"-> {moved.critic_gaze_error_after_deg:.2f}°, head {moved.critic_head_error_before_deg:.2f}° -> "
+            f"{moved.critic_head_error_after_deg:.2f}°"
+        )
+    typer.echo(f"wrote {written}")
+
+
+def _run_critic(payload: dict[str, Any]) -> Path:
+    """The training critic (estimator A) of a redirector checkpoint's run, else the shipped one."""
+    from engine.weights import DEFAULT_ESTIMATOR_A
+
+    own = TrainConfig.from_dict(payload["config"]).estimator_checkpoint
+    if own is not None and Path(own).is_file():
+        return Path(own)
+    logger.info("the run's critic %s is not here; using the shipped %s", own, DEFAULT_ESTIMATOR_A)
+    return DEFAULT_ESTIMATOR_A
 
 
 def recipe_command(

@@ -11,8 +11,9 @@ Stages, in order (each writes into ``out_dir``):
    ``ablation_seconds`` and then scored on the held-out test subjects by B.
 4. **Final**: the +GHT+SG run of the first seed continues alone for ``final_seconds`` with the whole device,
    is scored again, slimmed (:func:`engine.train.checkpoint.ship_checkpoint`), its labels calibrated on
-   ``calibration_pairs`` training pairs (:mod:`engine.train.calibrate`; scored once more after that) and
-   exported to ONNX (checked against torch in ONNX Runtime). ``out_dir/ship`` then holds what goes into
+   ``calibration_pairs`` training pairs and its move gain on ``gain_pairs`` against A
+   (:mod:`engine.train.calibrate`; scored once more after that) and exported to ONNX (checked against torch
+   in ONNX Runtime). ``out_dir/ship`` then holds what goes into
    ``engine/weights``: the redirector's checkpoint and ONNX, and both estimators' weights.
 
 Everything measured goes into ``out_dir/summary.json``. The budgets are wall-clock, so the recipe fits a lease
@@ -40,7 +41,13 @@ from engine.data.synth.subject import Split
 from engine.device import resolve_device
 from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
 from engine.model.export import export_onnx, verify_onnx
-from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint, calibration_record
+from engine.train.calibrate import (
+    CalibrationConfig,
+    calibrate_checkpoint,
+    calibrate_gain_checkpoint,
+    calibration_record,
+    gain_record,
+)
 from engine.train.checkpoint import load_redirector, ship_checkpoint
 from engine.train.cli import VARIANTS, variant_slug
 from engine.train.config import TrainConfig, to_json_dict
@@ -79,6 +86,7 @@ class RecipeConfig:
     final_seconds: float = 120.0
     eval_pairs: int = 1024
     calibration_pairs: int = 8192
+    gain_pairs: int = 1024
     threads_per_run: int = 2
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -86,8 +94,13 @@ class RecipeConfig:
         budgets = (self.cache_seconds, self.estimator_seconds, self.ablation_seconds)
         if min(budgets) <= 0 or self.final_seconds < 0:
             raise ValueError("stage budgets must be positive (final_seconds may be 0 to skip the final stage)")
-        if self.seeds < 1 or self.batch_size < 2 or self.eval_pairs < 1 or self.calibration_pairs < 1:
-            raise ValueError("need seeds >= 1, batch_size >= 2, eval_pairs >= 1 and calibration_pairs >= 1")
+        if (
+            self.seeds < 1
+            or self.batch_size < 2
+            or self.eval_pairs < 1
+            or min(self.calibration_pairs, self.gain_pairs) < 1
+        ):
+            raise ValueError("need seeds >= 1, batch_size >= 2, and eval_pairs, calibration_pairs and gain_pairs >= 1")
         if not 1 <= self.cache_min_pairs <= self.cache_max_pairs:
             raise ValueError("need 1 <= cache_min_pairs <= cache_max_pairs")
 
@@ -206,6 +219,9 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     shipped = ship_checkpoint(final_ckpt, ship / "redirector.pt")
     calibration = calibrate_checkpoint(shipped, config=calibration_config, device=device, progress=False)
     summary["label_calibration"] = calibration_record(calibration_config, calibration)
+    gain_config = CalibrationConfig(pairs=config.gain_pairs, batch_size=32, seed=202)
+    gain = calibrate_gain_checkpoint(shipped, est_paths["a"], config=gain_config, device=device, progress=False)
+    summary["gain_calibration"] = gain_record(gain_config, est_paths["a"], gain)
     model, _, _ = load_redirector(shipped, device)
     judge = load_estimator(est_paths["b"], device)
     calibrated = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=config.eval_pairs))

@@ -22,6 +22,8 @@ def test_onnx_matches_torch_for_batch_1_and_3(tmp_path: Path) -> None:
             head.weight.normal_(0.0, 0.05)
         # A calibrated label offset (engine.train.calibrate) must reach the exported labels too.
         model.encoder.get_buffer("label_offset").copy_(torch.tensor([0.02, -0.01, 0.005, -0.004]))
+        # ... and so must a calibrated move gain
+        model.get_buffer("move_gain").copy_(torch.tensor([1.05, 1.04, 0.98, 1.03]))
     path = export_onnx(model, tmp_path / "redirector.onnx", DEFAULT_STRIP)
     assert path.stat().st_size < 25 * 1024 * 1024
     worst = verify_onnx(model, path, DEFAULT_STRIP, batch_sizes=(1, 3), atol=1e-4)

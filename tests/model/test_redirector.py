@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -164,3 +165,37 @@ def test_size_budget() -> None:
     n = sum(p.numel() for p in Redirector(RedirectorConfig()).parameters())
     assert 1_000_000 <= n <= 3_000_000
     assert n * 4 < 25 * 1024 * 1024  # fp32 checkpoint
+
+
+def test_the_move_gain_scales_the_requested_move_at_inference_only(model: Redirector) -> None:
+    model = copy.deepcopy(model)  # the fixture is shared: leave its gain alone
+    strip, target = _inputs(2)
+    gain = torch.tensor([1.1, 0.9, 1.2, 1.0])
+    with torch.no_grad():
+        factors = model.encode(strip)
+        plain = model.redirect(factors, target, factors.head_pl)
+        model.get_buffer("move_gain").copy_(gain)
+        aimed = model.aim(factors.gaze_pl, target, "gaze")
+        torch.testing.assert_close(aimed, factors.gaze_pl + gain[:2] * (target - factors.gaze_pl))
+        # training (calibrated=False) rotates to the target as asked, whatever the gain
+        assert torch.equal(model.redirect(factors, target, factors.head_pl).gaze_pl, plain.gaze_pl)
+        calibrated = model.redirect(factors, target, factors.head_pl, calibrated=True)
+        torch.testing.assert_close(calibrated.gaze_pl, aimed)
+        torch.testing.assert_close(calibrated.head_pl, factors.head_pl)  # no head move asked: none made
+        # inference goes through the gain; strength 0 still reproduces the input exactly
+        out = model(strip, target, torch.tensor([1.0, 0.0]))
+        recon = model.reconstruct(strip)
+        expected = model.decode(calibrated, strip).strip_out
+    # (up to the head embedding's R(h) R(h)^T, the identity only up to rounding, which forward skips)
+    torch.testing.assert_close(out.strip_out[0], expected[0], atol=2e-4, rtol=0.0)
+    assert torch.equal(out.strip_out[1], recon.strip_out[1])
+    assert (out.strip_out[0] - model.decode(plain, strip).strip_out[0]).abs().max() > 1e-2
+
+
+def test_a_checkpoint_without_a_move_gain_loads_with_gain_one(model: Redirector) -> None:
+    state = model.state_dict()
+    del state["move_gain"]
+    other = Redirector(model.config)
+    other.get_buffer("move_gain").fill_(2.0)
+    other.load_state_dict(state)  # strict: the hook supplies the missing key
+    assert torch.equal(other.get_buffer("move_gain"), torch.ones(4))

@@ -14,11 +14,19 @@ from typer.testing import CliRunner
 
 from engine.data.synth import Split, SynthSampler
 from engine.model import Redirector
-from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint, calibrate_estimator, calibrate_labels
+from engine.train.calibrate import (
+    CalibrationConfig,
+    calibrate_checkpoint,
+    calibrate_estimator,
+    calibrate_gain,
+    calibrate_gain_checkpoint,
+    calibrate_labels,
+)
 from engine.train.checkpoint import REDIRECTOR_KIND, load_payload, load_redirector, save_payload, ship_checkpoint
 from engine.train.cli import register
 from engine.train.config import TrainConfig
 from engine.train.estimator import load_estimator
+from engine.weights import DEFAULT_CHECKPOINT, DEFAULT_ESTIMATOR_A
 from tests.train.helpers import TINY_MODEL, TINY_SYNTH, tiny_estimator, tiny_estimator_file
 
 SMALL = CalibrationConfig(pairs=48, batch_size=16, seed=3)
@@ -165,7 +173,7 @@ def test_calibrate_command_replaces_the_checkpoint(tmp_path: Path) -> None:
     path = _checkpoint(tmp_path / "run.pt")
     app = typer.Typer()
     register(app)
-    args = ["calibrate", str(path), "--pairs", "16", "--device", "cpu", "--no-progress"]
+    args = ["calibrate", str(path), "--pairs", "16", "--no-gain", "--device", "cpu", "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "gaze pitch: bias" in result.output
@@ -177,3 +185,85 @@ def test_calibration_config_rejects_empty_runs() -> None:
     with pytest.raises(ValueError, match="positive"):
         CalibrationConfig(pairs=0)
     assert CalibrationConfig().split is Split.TRAIN
+
+
+# --- the move gain (on the shipped network and critic: an untrained one has no undershoot worth the name) ----
+
+GAIN_PAIRS = CalibrationConfig(pairs=64, batch_size=32, seed=202)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[Redirector, TrainConfig]:
+    model, config, _ = load_redirector(DEFAULT_CHECKPOINT)
+    return model, config
+
+
+@pytest.mark.slow
+def test_the_move_gain_removes_the_shipped_networks_undershoot_from_any_start(
+    shipped: tuple[Redirector, TrainConfig],
+) -> None:
+    model, config = shipped
+    critic = load_estimator(DEFAULT_ESTIMATOR_A)
+    gain = model.get_buffer("move_gain")
+    kept = gain.clone()
+    try:
+        gain.fill_(1.0)  # as trained: its moves fall short
+        result = calibrate_gain(model, critic, config.synth, GAIN_PAIRS, progress=False)
+        before, after = torch.tensor(result.undershoot_before), torch.tensor(result.undershoot_after)
+        assert (before[:2] < -0.015).all()  # gaze moved 1.5 % or more short of the asked move...
+        assert (after[:2].abs() < 0.01).all()  # ... no longer
+        assert (after[:2].abs() < before[:2].abs() / 3).all()
+        assert result.gain[2:] == (1.0, 1.0)  # the head's gain is left alone
+        assert all(k > 1.02 for k in result.gain[:2])
+        assert result.critic_gaze_error_after_deg < result.critic_gaze_error_before_deg
+        assert torch.allclose(gain, torch.tensor(result.gain))
+        found = gain.clone()
+        gain[:2] = found[:2] * 0.8  # a much too short start settles on the same gain
+        again = calibrate_gain(model, critic, config.synth, GAIN_PAIRS, progress=False)
+        assert again.undershoot_before[0] < -0.15
+        assert torch.allclose(gain[:2], found[:2], atol=0.01)
+    finally:
+        gain.copy_(kept)
+    assert not model.training  # modes restored
+    assert not critic.training
+
+
+def test_the_gain_calibration_refuses_a_model_that_does_not_move(shipped: tuple[Redirector, TrainConfig]) -> None:
+    model, config = shipped
+    gain = model.get_buffer("move_gain")
+    kept = gain.clone()
+    try:
+        gain.fill_(0.0)  # every output stays where the source looked: no gain can fix that
+        with pytest.raises(ValueError, match="fifth"):
+            calibrate_gain(model, load_estimator(DEFAULT_ESTIMATOR_A), config.synth, GAIN_PAIRS, 1, False)
+    finally:
+        gain.copy_(kept)
+    with pytest.raises(ValueError, match="iterations"):
+        calibrate_gain(model, tiny_estimator("a"), TINY_SYNTH, iterations=0, progress=False)
+
+
+@pytest.mark.slow
+def test_calibrate_command_also_calibrates_the_move_gain(tmp_path: Path) -> None:
+    path = tmp_path / "shipped.pt"
+    path.write_bytes(DEFAULT_CHECKPOINT.read_bytes())
+    model, _, _ = load_redirector(path)
+    model.get_buffer("move_gain").fill_(1.0)
+    payload = load_payload(path)
+    payload["model"] = model.state_dict()
+    save_payload(payload, path)
+    app = typer.Typer()
+    register(app)
+    args = ["calibrate", str(path), "--pairs", "16", "--gain-pairs", "32", "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "gaze pitch: off target by" in result.output
+    calibrated, _, stored = load_redirector(path)
+    gain = calibrated.get_buffer("move_gain")
+    assert torch.allclose(gain, torch.tensor(stored["gain_calibration"]["gain"]))
+    assert (gain[:2] > 1.02).all()
+    # the critic the run was trained against (the shipped run names the shipped A)
+    assert Path(stored["gain_calibration"]["critic"]).resolve() == DEFAULT_ESTIMATOR_A.resolve()
+    slim = load_payload(ship_checkpoint(path, tmp_path / "ship.pt"))
+    assert slim["gain_calibration"] == stored["gain_calibration"]
+    direct = calibrate_gain_checkpoint(path, DEFAULT_ESTIMATOR_A, tmp_path / "again.pt", GAIN_PAIRS, 1, "cpu", False)
+    assert max(abs(u) for u in direct.undershoot_before) < 0.03  # already calibrated (on other pairs)

@@ -43,6 +43,12 @@ def test_the_shipped_weights_are_calibrated() -> None:
     torch.testing.assert_close(
         torch.rad2deg(offset).double(), torch.tensor(payload["label_calibration"]["offset_deg"]).double()
     )
+    # and the gaze move gain that `mirada calibrate` measured against the critic (the head's is left at one)
+    gain = payload["model"]["move_gain"]
+    torch.testing.assert_close(gain, torch.tensor(payload["gain_calibration"]["gain"]))
+    assert (gain[:2] > 1.0).all()
+    assert torch.equal(gain[2:], torch.ones(2))
+    assert Path(payload["gain_calibration"]["critic"]).name == weights.DEFAULT_ESTIMATOR_A.name
     for path in (weights.DEFAULT_ESTIMATOR_A, weights.DEFAULT_JUDGE):
         estimator = load_payload(path)
         assert estimator["model"]["output_offset"].abs().max() > 0, path
