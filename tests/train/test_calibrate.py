@@ -66,6 +66,9 @@ def _bias_deg(read: Callable[[Tensor], tuple[Tensor, Tensor]], config: Calibrati
 
 def test_calibrated_labels_are_unbiased_on_the_renders_and_the_offset_is_their_bias() -> None:
     model = _model()
+    # The first renders of a fresh process sometimes differ slightly from all later ones (a known renderer issue,
+    # docs/MODEL.md); this test may be the first to render, so it renders once before it measures.
+    _bias_deg(_encoder_labels(model), SMALL)
     before = _bias_deg(_encoder_labels(model), SMALL)
     assert before.abs().max() > 0.5  # an untrained encoder is biased: there is something to remove
     result = calibrate_labels(model, TINY_SYNTH, SMALL, progress=False)
@@ -253,7 +256,7 @@ def test_calibrate_command_also_calibrates_the_move_gain(tmp_path: Path) -> None
     save_payload(payload, path)
     app = typer.Typer()
     register(app)
-    args = ["calibrate", str(path), "--pairs", "16", "--gain-pairs", "32", "--device", "cpu", "--no-progress"]
+    args = ["calibrate", str(path), "--pairs", "16", "--gain-pairs", "64", "--device", "cpu", "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "gaze pitch: off target by" in result.output
@@ -266,4 +269,4 @@ def test_calibrate_command_also_calibrates_the_move_gain(tmp_path: Path) -> None
     slim = load_payload(ship_checkpoint(path, tmp_path / "ship.pt"))
     assert slim["gain_calibration"] == stored["gain_calibration"]
     direct = calibrate_gain_checkpoint(path, DEFAULT_ESTIMATOR_A, tmp_path / "again.pt", GAIN_PAIRS, 1, "cpu", False)
-    assert max(abs(u) for u in direct.undershoot_before) < 0.03  # already calibrated (on other pairs)
+    assert max(abs(u) for u in direct.undershoot_before[:2]) < 0.01  # already calibrated (on these very pairs)
