@@ -220,8 +220,13 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     calibration = calibrate_checkpoint(shipped, config=calibration_config, device=device, progress=False)
     summary["label_calibration"] = calibration_record(calibration_config, calibration)
     gain_config = CalibrationConfig(pairs=config.gain_pairs, batch_size=32, seed=202)
-    gain = calibrate_gain_checkpoint(shipped, est_paths["a"], config=gain_config, device=device, progress=False)
-    summary["gain_calibration"] = gain_record(gain_config, est_paths["a"], gain)
+    try:
+        gain = calibrate_gain_checkpoint(shipped, est_paths["a"], config=gain_config, device=device, progress=False)
+        summary["gain_calibration"] = gain_record(gain_config, est_paths["a"], gain)
+    except ValueError as exc:
+        # a model (or critic) too little trained to follow its targets: ship it with gain one, not nothing
+        logger.warning("move gain not calibrated: %s", exc)
+        summary["gain_calibration"] = {"config": to_json_dict(gain_config), "skipped": str(exc)}
     model, _, _ = load_redirector(shipped, device)
     judge = load_estimator(est_paths["b"], device)
     calibrated = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=config.eval_pairs))
