@@ -28,7 +28,7 @@ from engine.data.synth.cache import write_cache
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
 from engine.eval.metrics import EvalConfig, evaluate_redirector
-from engine.train.calibrate import CalibrationConfig, calibrate_checkpoint, calibrate_gain_checkpoint
+from engine.train.calibrate import GAIN_CONFIG, CalibrationConfig, calibrate_checkpoint, calibrate_gain_checkpoint
 from engine.train.checkpoint import load_payload, load_redirector, ship_checkpoint
 from engine.train.config import TrainConfig, to_json_dict
 from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig, load_estimator, save_estimator
@@ -98,7 +98,7 @@ if __name__ == "__main__":
             "new_b": to_json_dict(calibrate_checkpoint(bcfg.out, config=cal, device=dev, progress=False)),
             "new": to_json_dict(calibrate_checkpoint(new_path, config=cal, device=dev, progress=False)),
         }
-        gain_cal = CalibrationConfig(pairs=int(env("GAINPAIRS", "1024")), batch_size=32, seed=202)
+        gain_cal = replace(GAIN_CONFIG, pairs=int(env("GAINPAIRS", "1024")))
         critic = shipped / "estimator_a.pt"
         gain = calibrate_gain_checkpoint(new_path, critic, config=gain_cal, device=dev, progress=False)
         summary["calibration"]["new_gain"] = to_json_dict(gain)

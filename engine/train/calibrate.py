@@ -67,6 +67,11 @@ class CalibrationConfig:
             raise ValueError(f"pairs and batch_size must be positive, got {self.pairs} and {self.batch_size}")
 
 
+# The renders the move gain is measured on (other pairs than the labels'; each measurement decodes every pair,
+# so fewer): `mirada calibrate`, the recipe and the device scripts take this with their own pair count.
+GAIN_CONFIG = CalibrationConfig(pairs=1024, batch_size=32, seed=202)
+
+
 @dataclass(frozen=True)
 class LabelCalibration:
     """The measured label bias and what calibrating changed (angles in degrees).
@@ -88,8 +93,14 @@ class LabelCalibration:
 
 
 def _four(values: Tensor) -> tuple[float, float, float, float]:
-    a, b, c, d = (float(v) for v in torch.rad2deg(values).tolist())
+    """Four values as floats."""
+    a, b, c, d = (float(v) for v in values.tolist())
     return a, b, c, d
+
+
+def _four_deg(values: Tensor) -> tuple[float, float, float, float]:
+    """Four angles in radians as floats in degrees."""
+    return _four(torch.rad2deg(values))
 
 
 # Reads (gaze, head) B x 2 each, radians, from strips B x 3 x H x W.
@@ -136,9 +147,9 @@ def _calibrate(
     result = LabelCalibration(
         strips=len(label),
         open_strips=int(is_open.sum()),
-        bias_deg=_four(bias),
-        stderr_deg=_four(stderr),
-        offset_deg=_four(new_offset),
+        bias_deg=_four_deg(bias),
+        stderr_deg=_four_deg(stderr),
+        offset_deg=_four_deg(new_offset),
         gaze_error_before_deg=float(before_gaze),
         gaze_error_after_deg=float(after_gaze),
         head_error_before_deg=float(before_head),
@@ -324,7 +335,7 @@ def calibrate_gain(
     """
     if iterations < 1:
         raise ValueError(f"iterations must be positive, got {iterations}")
-    config = config or CalibrationConfig(pairs=1024, batch_size=32, seed=202)
+    config = config or GAIN_CONFIG
     was_training, critic_was_training = model.training, critic.training
     model.eval()
     critic.eval()
@@ -349,9 +360,9 @@ def calibrate_gain(
         pairs=first.pairs,
         open_pairs=first.opened,
         iterations=iterations,
-        undershoot_before=_four_plain(first.slope),
-        undershoot_after=_four_plain(measured.slope),
-        gain=_four_plain(gain),
+        undershoot_before=_four(first.slope),
+        undershoot_after=_four(measured.slope),
+        gain=_four(gain),
         critic_gaze_error_before_deg=first.gaze_error_deg,
         critic_gaze_error_after_deg=measured.gaze_error_deg,
         critic_head_error_before_deg=first.head_error_deg,
@@ -362,11 +373,6 @@ def calibrate_gain(
     ):
         logger.info("move gain, %s: undershoot %+.4f -> %+.4f, gain %.4f", name, before, after, k)
     return result
-
-
-def _four_plain(values: Tensor) -> tuple[float, float, float, float]:
-    a, b, c, d = (float(v) for v in values.tolist())
-    return a, b, c, d
 
 
 def gain_record(config: CalibrationConfig, critic: str | Path, result: GainCalibration) -> dict[str, Any]:
@@ -387,7 +393,7 @@ def calibrate_gain_checkpoint(
     """Calibrate the move gain of the redirector checkpoint ``path`` against the estimator checkpoint ``critic``
     (the training critic, A) and write it to ``out`` (default: ``path``), the measurement stored as
     ``gain_calibration``; everything else in the checkpoint is kept."""
-    config = config or CalibrationConfig(pairs=1024, batch_size=32, seed=202)
+    config = config or GAIN_CONFIG
     model, train_config, payload = load_redirector(path, device)
     result = calibrate_gain(model, load_estimator(critic, device), train_config.synth, config, iterations, progress)
     payload["model"] = {key: value.detach().cpu() for key, value in model.state_dict().items()}

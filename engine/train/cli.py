@@ -348,6 +348,7 @@ def calibrate_command(
     renders; for a redirector, then scale its moves so that its outputs land on target on average."""
     from engine.train.calibrate import (
         COMPONENTS,
+        GAIN_CONFIG,
         CalibrationConfig,
         calibrate_checkpoint,
         calibrate_gain_checkpoint,
@@ -355,7 +356,8 @@ def calibrate_command(
 
     try:
         target = resolve_device(device)
-        is_redirector = load_payload(checkpoint).get("kind") == REDIRECTOR_KIND
+        payload = load_payload(checkpoint)  # its kind and run config; calibrating labels changes neither
+        is_redirector = payload.get("kind") == REDIRECTOR_KIND
         if not labels and not (gain and is_redirector):
             raise ValueError("nothing to calibrate: --no-labels leaves only a redirector's move gain")
         result, moved = None, None
@@ -365,8 +367,8 @@ def calibrate_command(
             result = calibrate_checkpoint(checkpoint, out, config, target, progress)
             source = out or checkpoint
         if gain and is_redirector:
-            critic_path = critic or _run_critic(load_payload(source))
-            gain_config = CalibrationConfig(pairs=gain_pairs, batch_size=32, seed=202)
+            critic_path = critic or _run_critic(payload)
+            gain_config = replace(GAIN_CONFIG, pairs=gain_pairs)
             moved = calibrate_gain_checkpoint(source, critic_path, out, gain_config, device=target, progress=progress)
         written = out or checkpoint
     except (ValueError, FileNotFoundError) as exc:

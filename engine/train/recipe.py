@@ -42,6 +42,7 @@ from engine.device import resolve_device
 from engine.eval.metrics import EvalConfig, RedirectionMetrics, evaluate_redirector, markdown_table
 from engine.model.export import export_onnx, verify_onnx
 from engine.train.calibrate import (
+    GAIN_CONFIG,
     CalibrationConfig,
     calibrate_checkpoint,
     calibrate_gain_checkpoint,
@@ -219,7 +220,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     shipped = ship_checkpoint(final_ckpt, ship / "redirector.pt")
     calibration = calibrate_checkpoint(shipped, config=calibration_config, device=device, progress=False)
     summary["label_calibration"] = calibration_record(calibration_config, calibration)
-    gain_config = CalibrationConfig(pairs=config.gain_pairs, batch_size=32, seed=202)
+    gain_config = replace(GAIN_CONFIG, pairs=config.gain_pairs)
     try:
         gain = calibrate_gain_checkpoint(shipped, est_paths["a"], config=gain_config, device=device, progress=False)
         summary["gain_calibration"] = gain_record(gain_config, est_paths["a"], gain)

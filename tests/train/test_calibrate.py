@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from engine.data.synth import Split, SynthSampler
 from engine.model import Redirector
 from engine.train.calibrate import (
+    GAIN_CONFIG,
     CalibrationConfig,
     calibrate_checkpoint,
     calibrate_estimator,
@@ -192,7 +194,7 @@ def test_calibration_config_rejects_empty_runs() -> None:
 
 # --- the move gain (on the shipped network and critic: an untrained one has no undershoot worth the name) ----
 
-GAIN_PAIRS = CalibrationConfig(pairs=64, batch_size=32, seed=202)
+GAIN_PAIRS = replace(GAIN_CONFIG, pairs=64)  # the pairs `mirada calibrate --gain-pairs 64` measures on
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,11 @@
 """One-off: analysis-by-synthesis gaze meter. For each pair, the gaze g whose true render of the target scene
-(same subject, light, camera, noise; only the gaze changed) is closest (L2) to a given image."""
+(same subject, light, camera, noise; only the gaze changed) is closest (L2) to a given image.
+
+    PYTHONPATH=. python docs/model/session9/gaze_by_synthesis.py PAIRS SPLIT SEED [VARIANTS]
+
+VARIANTS (comma-separated, default nogain,l0,l.5): target (the true target render: the meter's own error),
+nogain (the shipped model at gain one), l0 (with its move gain), l.5 (plus the closed-loop second pass).
+"""
 import sys, time, torch
 import engine.data.synth.sampler as S
 from engine.data.synth import Split
@@ -44,7 +50,8 @@ def fit(index, images, order, init_sorted, steps=(0.05, 0.017, 0.006)):
         best = torch.stack(cands)[k, torch.arange(len(k))]
     return best
 
-lams = [("nogain", -1.0), ("l0", 0.0), ("l.5", 0.5)]
+known = {"target": None, "nogain": -1.0, "l0": 0.0, "l.5": 0.5}
+lams = [(n, known[n]) for n in (sys.argv[4] if len(sys.argv) > 4 else "nogain,l0,l.5").split(",")]
 res = {n: [] for n, _ in lams}; resB = {n: [] for n, _ in lams}
 B = load_estimator("engine/weights/estimator_b.pt")
 t0 = time.time()
