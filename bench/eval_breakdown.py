@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from engine.data.synth import Split, SynthSampler
+from engine.eval.metrics import SourceRedirection
 from engine.strip import angular_error_deg
 from engine.train.checkpoint import load_redirector
 from engine.train.estimator import load_estimator
@@ -37,10 +38,10 @@ _ERRORS = (
 
 @torch.no_grad()
 def per_pair(
-    checkpoint: Path, judge_path: Path, pairs: int, batch_size: int = 32
+    checkpoint: Path, judge_path: Path, pairs: int, batch_size: int = 32, mirror: bool = False
 ) -> tuple[dict[str, Tensor], tuple[float, ...]]:
     """Per-pair errors (degrees) and conditions of the first ``pairs`` evaluation pairs, on the CPU, and the
-    sensor scales the checkpoint's data was drawn at."""
+    sensor scales the checkpoint's data was drawn at; ``mirror`` scores the mirror ensemble."""
     model, config, _ = load_redirector(checkpoint, torch.device("cpu"))
     judge = load_estimator(judge_path, torch.device("cpu"))
     model.eval()
@@ -52,7 +53,7 @@ def per_pair(
         n = min(batch_size, pairs - done)
         batch, _, target = sampler.render_pairs(index, n)
         s, t = batch.source, batch.target
-        out = model.decode(model.redirect(model.encode(s.image), t.gaze, t.head, calibrated=True), s.image).strip_out
+        out = SourceRedirection(model, s.image, mirror).to(t.gaze, t.head)
         read = judge(torch.cat((out, t.image, s.image)))
         g, h = read.gaze.split(n), read.head.split(n)  # output, target render, source render
         row = {
@@ -128,13 +129,15 @@ def main() -> None:
     parser.add_argument("--judge", type=Path, default=Path("engine/weights/estimator_b.pt"))
     parser.add_argument("--pairs", type=int, default=1024)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--mirror", action="store_true", help="score the mirror ensemble")
     args = parser.parse_args()
-    rows, scales = per_pair(args.checkpoint, args.judge, args.pairs)
+    rows, scales = per_pair(args.checkpoint, args.judge, args.pairs, mirror=args.mirror)
     table = breakdown(rows, scales)
     text = markdown(table)
     print(text)
     if args.json is not None:
         command = f"python bench/eval_breakdown.py --checkpoint {args.checkpoint} --judge {args.judge}"
+        command += " --mirror" if args.mirror else ""
         payload = {"command": f"{command} --pairs {args.pairs}", "device": "cpu", "conditions": table}
         if not all(math.isfinite(v) for row in table.values() for v in row.values()):
             raise FloatingPointError("non-finite errors in the breakdown")

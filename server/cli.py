@@ -25,6 +25,12 @@ def serve_command(
         int | None, typer.Option(help="Concurrent sessions [MIRADA_MAX_SESSIONS, default 4].")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Per-frame worker threads [MIRADA_WORKERS, default 2].")] = None,
+    mirror: Annotated[
+        bool | None,
+        typer.Option(
+            help="Mirror ensemble: each eye strip redirected with its mirror image [MIRADA_MIRROR, default on]."
+        ),
+    ] = None,
 ) -> None:
     """Serve the WebRTC endpoint, the REST API (/docs) and the demo page (/). Other settings: MIRADA_* variables
     (see the README); an API key (MIRADA_API_KEY) is required to listen on anything but loopback."""
@@ -35,7 +41,13 @@ def serve_command(
     overrides: dict[str, Any] = {
         k: v
         for k, v in dict(
-            host=host, port=port, backend=backend, weights=weights, max_sessions=max_sessions, workers=workers
+            host=host,
+            port=port,
+            backend=backend,
+            weights=weights,
+            max_sessions=max_sessions,
+            workers=workers,
+            mirror=mirror,
         ).items()
         if v is not None
     }

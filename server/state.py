@@ -72,7 +72,9 @@ def build_backend(config: ServerSettings, health: Health) -> Backend:
     from engine.runtime.backends.select import select_backend
 
     model = _load_model(config, health)
-    return select_backend(config.backend, model, cache_dir=config.cache_dir, cpu_threads=config.cpu_threads)
+    return select_backend(
+        config.backend, model, cache_dir=config.cache_dir, cpu_threads=config.cpu_threads, mirror=config.mirror
+    )
 
 
 async def start_state(

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from engine.data.synth import Split, SynthConfig, SynthSampler
 from engine.model import Redirector
+from engine.model.mirror import merge_mirrored_batch, mirror_angles, mirror_strips
 from engine.strip import angular_error_deg
 from engine.train.estimator import GazeHeadEstimator
 
@@ -87,13 +88,15 @@ def _check_pair(a: Tensor, b: Tensor) -> None:
 class EvalConfig:
     """Which pairs to evaluate on: ``pairs`` pairs of ``split`` in batches, from sampler seed ``seed``.
 
-    The seed is fixed by default so that every model is scored on the very same pairs.
+    The seed is fixed by default so that every model is scored on the very same pairs. With ``mirror`` every
+    redirection is the mirror ensemble of :mod:`engine.model.mirror` (what ``mirada serve --mirror`` runs).
     """
 
     pairs: int = 1024
     batch_size: int = 32
     seed: int = 0
     split: Split = Split.TEST
+    mirror: bool = False
 
     def __post_init__(self) -> None:
         if self.pairs < 1 or self.batch_size < 1:
@@ -163,6 +166,31 @@ def markdown_table(rows: Mapping[str, RedirectionMetrics | Sequence[RedirectionM
     return "\n".join(lines) + "\n"
 
 
+class SourceRedirection:
+    """Source strips B x 3 x H x W encoded once, to be redirected to any targets, as inference does: the moves go
+    through the model's calibrated gain, and with ``mirror`` every redirection is the mirror ensemble of
+    :mod:`engine.model.mirror` (the strips are encoded with their mirror images, 2 B in all)."""
+
+    def __init__(self, model: Redirector, strip: Tensor, mirror: bool = False) -> None:
+        self.model = model
+        self.strip = strip
+        self.mirror = mirror
+        self.strips = torch.cat((strip, mirror_strips(strip))) if mirror else strip
+        self.factors = model.encode(self.strips)
+
+    def _targets(self, angles: Tensor | None, own: Tensor) -> Tensor:
+        if angles is None:
+            return own  # each strip's own label (the mirror's own, for the mirror images)
+        return torch.cat((angles, mirror_angles(angles))) if self.mirror else angles
+
+    def to(self, gaze: Tensor | None, head: Tensor | None) -> Tensor:
+        """The redirected strips for target ``gaze`` and ``head`` (B x 2 each; None keeps that factor's label)."""
+        factors = self.factors
+        targets = self._targets(gaze, factors.gaze_pl), self._targets(head, factors.head_pl)
+        decoded = self.model.decode(self.model.redirect(factors, *targets, calibrated=True), self.strips)
+        return merge_mirrored_batch(self.strip, decoded).strip_out if self.mirror else decoded.strip_out
+
+
 @torch.no_grad()
 def evaluate_redirector(
     model: Redirector,
@@ -185,11 +213,10 @@ def evaluate_redirector(
         n = min(config.batch_size, config.pairs - done)
         pair = sampler.pairs(index, n)
         s, t = pair.source, pair.target
-        factors = model.encode(s.image)
-        # calibrated: the moves go through the model's calibrated gain, as at inference
-        full = model.decode(model.redirect(factors, t.gaze, t.head, calibrated=True), s.image).strip_out
-        gaze_only = model.decode(model.redirect(factors, t.gaze, factors.head_pl, calibrated=True), s.image).strip_out
-        head_only = model.decode(model.redirect(factors, factors.gaze_pl, t.head, calibrated=True), s.image).strip_out
+        source = SourceRedirection(model, s.image, config.mirror)
+        full = source.to(t.gaze, t.head)
+        gaze_only = source.to(t.gaze, None)
+        head_only = source.to(None, t.head)
         read = judge(torch.cat((full, gaze_only, head_only, s.image, t.image)))
         g, h = read.gaze.split(n), read.head.split(n)  # full, gaze only, head only, source, target
         batch_sums = {

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from engine.model.export import export_onnx, verify_onnx
 from engine.runtime.backends import BACKEND_NAMES, Backend, load_model, select_backend
+from engine.runtime.backends.mirror import MIRROR_DEFAULT
 from engine.runtime.backends.onnx_backend import quiet_exporter
 from engine.runtime.backends.tensorrt_backend import MAX_BATCH, TensorRTBackend, tensorrt_available
 from engine.runtime.bench import NETWORK_BATCHES, BenchReport, bench_corrector, bench_network
@@ -38,6 +39,12 @@ CheckpointOption = Annotated[
 ]
 OnnxOption = Annotated[Path | None, typer.Option(help="Use this ONNX export instead of exporting the model.")]
 ThreadsOption = Annotated[int, typer.Option(help="CPU threads of the network (CPU backends).")]
+MirrorOption = Annotated[
+    bool,
+    typer.Option(
+        help="Mirror ensemble: redirect each eye strip with its mirror image and average (twice the network)."
+    ),
+]
 
 
 def parse_pair(text: str, name: str) -> tuple[float, float]:
@@ -65,7 +72,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _backend(name: str, checkpoint: Path | None, onnx: Path | None, threads: int) -> Backend:
+def _backend(name: str, checkpoint: Path | None, onnx: Path | None, threads: int, mirror: bool) -> Backend:
     if name not in BACKEND_NAMES:
         raise typer.BadParameter(f"--backend must be one of {', '.join(BACKEND_NAMES)}, got {name!r}")
     if threads < 1:
@@ -74,7 +81,7 @@ def _backend(name: str, checkpoint: Path | None, onnx: Path | None, threads: int
         model = load_model(checkpoint)
     except FileNotFoundError as err:
         raise typer.BadParameter(str(err)) from None
-    return select_backend(name, model, onnx_path=onnx, cpu_threads=threads)
+    return select_backend(name, model, onnx_path=onnx, cpu_threads=threads, mirror=mirror)
 
 
 def correct_command(
@@ -89,6 +96,7 @@ def correct_command(
     checkpoint: CheckpointOption = None,
     onnx: OnnxOption = None,
     threads: ThreadsOption = 2,
+    mirror: MirrorOption = MIRROR_DEFAULT,
 ) -> None:
     """Correct the gaze in an image or a video file (the video keeps its frame rate)."""
     pitch, yaw = parse_pair(target, "--target")
@@ -100,7 +108,7 @@ def correct_command(
         raise typer.BadParameter(str(err)) from None
     if is_image(source) != is_image(out) or not (is_image(out) or is_video(out)):
         raise typer.BadParameter("the input and the output must both be images or both be videos (.mp4, .mkv, ...)")
-    net = _backend(backend, checkpoint, onnx, threads)
+    net = _backend(backend, checkpoint, onnx, threads, mirror)
     with ExitStack() as stack:
         log: TextIO | None = None
         if telemetry is not None:
@@ -141,6 +149,7 @@ def bench_command(
     checkpoint: CheckpointOption = None,
     onnx: OnnxOption = None,
     threads: ThreadsOption = 2,
+    mirror: MirrorOption = MIRROR_DEFAULT,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Per-stage latency (p50/p95/max) and frame rate of the corrector on a moving real face, and network-only
@@ -151,7 +160,7 @@ def bench_command(
     if sample not in SAMPLE_NAMES:
         raise typer.BadParameter(f"--sample must be one of {', '.join(SAMPLE_NAMES)}")
     sample_name: SampleName = "astronaut" if sample == "astronaut" else "grace_hopper"
-    net = _backend(backend, checkpoint, onnx, threads)
+    net = _backend(backend, checkpoint, onnx, threads, mirror)
     report = bench_corrector(net, width, height, frames, faces, sample_name)
     if network_repeats:
         report.network = bench_network(net, NETWORK_BATCHES, network_repeats)

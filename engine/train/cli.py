@@ -305,6 +305,9 @@ def eval_command(
         Path | None, typer.Option(help="Estimator B (default: the run's judge, else engine/weights/estimator_b.pt).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    mirror: Annotated[
+        bool, typer.Option(help="Score the mirror ensemble (each strip redirected with its mirror image, averaged).")
+    ] = False,
 ) -> None:
     """Evaluate a trained redirector on test-split pairs with estimator B."""
     try:
@@ -318,7 +321,9 @@ def eval_command(
             logger.info("the run's judge %s is not here; using the shipped %s", judge_path, DEFAULT_JUDGE)
             judge_path = str(DEFAULT_JUDGE)
         judge_model = load_estimator(judge_path, target)
-        metrics = evaluate_redirector(model, judge_model, config.synth, EvalConfig(pairs=pairs, batch_size=batch_size))
+        metrics = evaluate_redirector(
+            model, judge_model, config.synth, EvalConfig(pairs=pairs, batch_size=batch_size, mirror=mirror)
+        )
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(metrics.to_json() if as_json else markdown_table({config.variant: metrics}))

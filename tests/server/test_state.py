@@ -10,6 +10,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from engine.runtime.backends.mirror import MIRROR_DEFAULT, MirroredBackend
 from server.config import ServerSettings
 from server.health import Health
 from server.main import create_app
@@ -39,6 +40,16 @@ def test_missing_weights_refuse_to_start_when_required(tmp_path: Path) -> None:
     config = ServerSettings(backend="torch", weights=tmp_path / "none.pt", require_weights=True)
     with pytest.raises(WeightsMissingError, match=r"none\.pt"):
         build_backend(config, Health(Metrics()))
+
+
+def test_the_mirror_ensemble_follows_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServerSettings().mirror is MIRROR_DEFAULT
+    default = build_backend(ServerSettings(backend="torch"), Health(Metrics()))
+    assert isinstance(default, MirroredBackend) is MIRROR_DEFAULT
+    monkeypatch.setenv("MIRADA_MIRROR", "false")
+    off = build_backend(ServerSettings(backend="torch"), Health(Metrics()))
+    assert not isinstance(off, MirroredBackend)
+    assert "mirror" not in off.name
 
 
 def test_the_bundled_weights_load() -> None:

@@ -4,7 +4,8 @@
     PYTHONPATH=. python docs/model/session9/gaze_by_synthesis.py PAIRS SPLIT SEED [VARIANTS]
 
 VARIANTS (comma-separated, default nogain,l0,l.5): target (the true target render: the meter's own error),
-nogain (the shipped model at gain one), l0 (with its move gain), l.5 (plus the closed-loop second pass).
+nogain (the shipped model at gain one), l0 (with its move gain), l.5 (plus the closed-loop second pass),
+mirror (l0 with the mirror ensemble of engine/model/mirror.py; added in session 10).
 """
 import sys, time, torch
 import engine.data.synth.sampler as S
@@ -12,6 +13,7 @@ from engine.data.synth import Split
 from engine.train.estimator import load_estimator
 from engine.train.checkpoint import load_redirector
 from engine.strip import angular_error_deg
+from engine.model.mirror import merge_mirrored_batch, with_mirrors
 torch.set_num_threads(2)
 _real_draw_pose = S.draw_pose
 class Patch:
@@ -50,7 +52,7 @@ def fit(index, images, order, init_sorted, steps=(0.05, 0.017, 0.006)):
         best = torch.stack(cands)[k, torch.arange(len(k))]
     return best
 
-known = {"target": None, "nogain": -1.0, "l0": 0.0, "l.5": 0.5}
+known = {"target": None, "nogain": -1.0, "l0": 0.0, "l.5": 0.5, "mirror": "mirror"}
 lams = [(n, known[n]) for n in (sys.argv[4] if len(sys.argv) > 4 else "nogain,l0,l.5").split(",")]
 res = {n: [] for n, _ in lams}; resB = {n: [] for n, _ in lams}
 B = load_estimator("engine/weights/estimator_b.pt")
@@ -67,6 +69,10 @@ with torch.no_grad():
         for name, lam in lams:
             if lam is None:
                 img = t.image
+            elif lam == "mirror":
+                x2, g2, h2 = with_mirrors(s.image, t.gaze, t.head)
+                d2 = model.decode(model.redirect(model.encode(x2), g2, h2, calibrated=True), x2)
+                img = merge_mirrored_batch(s.image, d2).strip_out
             else:
                 aim = t.gaze
                 img = model.decode(model.redirect(f, aim, t.head, calibrated=lam >= 0), s.image).strip_out

@@ -1,6 +1,7 @@
 """Inference backends for the redirector: PyTorch, ONNX Runtime and TensorRT behind one interface."""
 
 from engine.runtime.backends.base import Backend, NetOutputs, default_cache_dir, model_fingerprint
+from engine.runtime.backends.mirror import MirroredBackend
 from engine.runtime.backends.onnx_backend import OnnxRuntimeBackend, cached_onnx
 from engine.runtime.backends.select import BACKEND_NAMES, BackendName, load_model, select_backend
 from engine.runtime.backends.tensorrt_backend import TensorRTBackend, tensorrt_available
@@ -10,6 +11,7 @@ __all__ = [
     "BACKEND_NAMES",
     "Backend",
     "BackendName",
+    "MirroredBackend",
     "NetOutputs",
     "OnnxRuntimeBackend",
     "TensorRTBackend",

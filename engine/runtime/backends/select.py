@@ -10,6 +10,7 @@ import torch
 
 from engine.model.redirector import Redirector
 from engine.runtime.backends.base import Backend
+from engine.runtime.backends.mirror import MirroredBackend
 from engine.runtime.backends.onnx_backend import OnnxRuntimeBackend, cached_onnx
 from engine.runtime.backends.tensorrt_backend import TensorRTBackend, tensorrt_available
 from engine.runtime.backends.torch_backend import TorchBackend
@@ -64,8 +65,10 @@ def select_backend(
     cache_dir: Path | None = None,
     cpu_threads: int = 1,
     geometry: StripGeometry = DEFAULT_STRIP,
+    mirror: bool = False,
 ) -> Backend:
-    """Build the backend ``name`` for ``model``.
+    """Build the backend ``name`` for ``model``; with ``mirror``, wrapped in a :class:`MirroredBackend` (each strip
+    redirected together with its mirror image and the two averaged: more accurate, twice the network's work).
 
     ``auto`` picks TensorRT when it is importable and there is a GPU, else PyTorch on CUDA, else ONNX Runtime on
     the CPU; if building the TensorRT engine fails it logs why and falls back to PyTorch on CUDA. ``onnx_path``
@@ -75,6 +78,18 @@ def select_backend(
     """
     if name not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    backend = _select(name, model, onnx_path, cache_dir, cpu_threads, geometry)
+    return MirroredBackend(backend) if mirror else backend
+
+
+def _select(
+    name: str,
+    model: Redirector,
+    onnx_path: Path | None,
+    cache_dir: Path | None,
+    cpu_threads: int,
+    geometry: StripGeometry,
+) -> Backend:
     cuda = torch.cuda.is_available()
     if name == "tensorrt" or (name == "auto" and tensorrt_available()):
         if not tensorrt_available():

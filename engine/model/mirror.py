@@ -1,0 +1,96 @@
+"""Mirror ensembling: redirect a strip and its mirror image, and average the two results.
+
+A normalised eye strip mirrored left to right is another valid strip: the left and right eyes swap, and every yaw
+(gaze and head) changes sign while pitch stays. The renderer draws subjects, lights and poses symmetrically, so the
+network has learned both halves of that symmetry, but not exactly: its errors on a strip and on the strip's mirror
+are partly independent. Redirecting both (one batch of 2 B) and averaging the mirrored result back cancels part of
+them, the test-time augmentation of image classifiers applied to a warp field.
+
+The merge works on the decoder's outputs, not on finished images: the two backward flows are averaged (the mirrored
+one flipped back, its x component negated), the two colour corrections ``mask * residual`` too, and the output
+strip is drawn once more from the source with the averaged field. So the runtime, which pastes the flow and the
+residual at full resolution, pastes exactly what the averaged strip shows.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from engine.model.decoder import Decoded
+from engine.model.guards import check_flow
+from engine.model.warp import warp
+
+# Mirroring negates yaws (second column) and keeps pitches.
+_YAW_SIGN = (1.0, -1.0)
+# ... and negates a flow's horizontal component (first channel), keeping the vertical one.
+_FLOW_SIGN = (-1.0, 1.0)
+
+
+def mirror_strips(strip: Tensor) -> Tensor:
+    """Strips B x C x H x W mirrored left to right."""
+    if strip.ndim != 4:
+        raise ValueError(f"strips must be B x C x H x W, got shape {tuple(strip.shape)}")
+    return strip.flip(-1)
+
+
+def mirror_angles(angles: Tensor) -> Tensor:
+    """(pitch, yaw) angles B x 2 as seen in the mirrored strip: the yaw changes sign."""
+    if angles.ndim != 2 or angles.shape[1] != 2:
+        raise ValueError(f"angles must be B x 2 (pitch, yaw), got shape {tuple(angles.shape)}")
+    return angles * angles.new_tensor(_YAW_SIGN)
+
+
+def mirror_flow(flow: Tensor) -> Tensor:
+    """A backward flow B x 2 x H x W (x, y) of a mirrored strip as a flow of the strip (and back): the field is
+    flipped left to right and its x component negated."""
+    if flow.ndim != 4 or flow.shape[1] != 2:
+        raise ValueError(f"flow must be B x 2 x H x W, got shape {tuple(flow.shape)}")
+    return flow.flip(-1) * flow.new_tensor(_FLOW_SIGN).view(1, 2, 1, 1)
+
+
+def merge_mirrored(strip: Tensor, plain: Decoded, mirrored: Decoded) -> Decoded:
+    """One result from the redirection of ``strip`` B x 3 x H x W (``plain``) and of its mirror (``mirrored``).
+
+    The flow is the mean of the two fields, the colour correction the mean of the two ``mask * residual``; the
+    merged mask is the mean mask and the merged residual is what, times that mask, gives the mean correction.
+    The output strip is ``clamp(warp(strip, flow) + mask * residual, 0, 1)``, as the decoder composes it.
+    """
+    check_flow(plain.flow, strip)
+    check_flow(mirrored.flow, strip)
+    flow = 0.5 * (plain.flow + mirror_flow(mirrored.flow))  # -> B x 2 x H x W
+    correction = 0.5 * (plain.mask * plain.residual + (mirrored.mask * mirrored.residual).flip(-1))  # -> B x 3 x H x W
+    mask = 0.5 * (plain.mask + mirrored.mask.flip(-1))  # -> B x 1 x H x W, in (0, 1): a sigmoid's mean
+    residual = correction / mask.clamp_min(1e-6)  # a weighted mean of the two residuals; 0 where both masks are
+    size = (strip.shape[2], strip.shape[3])
+    strip_out = (warp(strip, flow, size) + correction).clamp(0.0, 1.0)
+    return Decoded(strip_out=strip_out, flow=flow, residual=residual, mask=mask)
+
+
+def split_halves(batch: Tensor) -> tuple[Tensor, Tensor]:
+    """The two halves (plain, mirrored) of a 2 B batch along its first axis."""
+    if batch.shape[0] % 2:
+        raise ValueError(f"a mirrored batch has an even size (B plain, then B mirrored), got {batch.shape[0]}")
+    half = batch.shape[0] // 2
+    return batch[:half], batch[half:]
+
+
+def merge_mirrored_batch(strip: Tensor, decoded: Decoded) -> Decoded:
+    """:func:`merge_mirrored` of one decoded 2 B batch: the B plain strips' results, then their mirrors'."""
+    halves = [split_halves(t) for t in decoded]
+    plain = Decoded(*(h[0] for h in halves))
+    mirrored = Decoded(*(h[1] for h in halves))
+    return merge_mirrored(strip, plain, mirrored)
+
+
+def mirror_mean_angles(plain: Tensor, mirrored: Tensor) -> Tensor:
+    """The mean of angles B x 2 read on strips and on their mirrors (the latter mirrored back)."""
+    return 0.5 * (plain + mirror_angles(mirrored))
+
+
+def with_mirrors(strip: Tensor, *angles: Tensor) -> tuple[Tensor, ...]:
+    """The 2 B batch of ``strip`` and its mirror, and each of ``angles`` B x 2 followed by its mirrored copy."""
+    return (
+        torch.cat((strip, mirror_strips(strip))),
+        *(torch.cat((a, mirror_angles(a))) for a in angles),
+    )
