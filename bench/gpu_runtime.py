@@ -14,12 +14,12 @@ It measures, each as p50/p95 over ``--iters`` runs after a warm-up:
   once; ``fp16``, the whole network in half precision; each also with channels-last convolutions; and the
   backend as it was before, autocast over float32 weights), timed with CUDA events, each with its largest
   difference from float32 eager; plus ``TorchBackend.run`` with host arrays in and out (wall clock), which adds
-  the copies;
+  the copies, and the same through the mirror ensemble (:class:`MirroredBackend`, twice the strips and the merge);
 * **per-frame path** without landmarks, wall clock with the GPU synchronised at the end of each frame:
   ``host``: pose (OpenCV solvePnP) + strip cut (OpenCV) + network (CUDA graph, host in/out) + paste-back
   (OpenCV) written in place, i.e. exactly :class:`engine.runtime.Corrector` with the torch CUDA backend as the
   service and ``mirada correct`` run it; ``host_with_frame_copy``: the same writing into a copy of the frame
-  (``Corrector.process`` without ``in_place``);
+  (``Corrector.process`` without ``in_place``); ``host_mirror_ensemble``: ``host`` with the mirror ensemble;
   ``device``: pose on the CPU, then the upload of the face's crop (the strip's footprint, not the whole frame),
   strip cut + network + paste-back in torch on the GPU, and only the eye boxes copied back
   (:mod:`engine.runtime.torch_geometry`). If a variant other than the default is the fastest acceptable one,
@@ -54,6 +54,8 @@ import torch  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
 from engine.model import Redirector, RedirectorConfig  # noqa: E402
+from engine.runtime.backends.base import Backend  # noqa: E402
+from engine.runtime.backends.mirror import MirroredBackend  # noqa: E402
 from engine.runtime.backends.torch_backend import Precision, TorchBackend  # noqa: E402
 from engine.runtime.paste import face_patches, make_eye_regions, write_patches  # noqa: E402
 from engine.runtime.pose import HeadPose, PoseEstimator, camera_matrix  # noqa: E402
@@ -193,6 +195,7 @@ def bench_network(
         before = TorchBackend(model, device, precision="amp", max_batch=max(batches))
         before._net = before.model
         variants["amp_fp32_weights_before"] = before
+    mirrored = MirroredBackend(backend)
     result: dict[str, Any] = {"backend": backend.name}
     gen = torch.Generator().manual_seed(0)
     for batch in batches:
@@ -211,6 +214,8 @@ def bench_network(
             row[f"graph_{name}"] = _graph_row(variant, on_dev, reference, iters, warmup)
         host = tuple(t.numpy() for t in (strips, gaze, strength))
         row["backend_run_host_io"] = _time_wall(partial(backend.run, *host), iters, warmup, cuda)
+        if 2 * batch <= max(batches):  # the mirror ensemble runs the backend on twice the strips
+            row["mirrored_backend_run_host_io"] = _time_wall(partial(mirrored.run, *host), iters, warmup, cuda)
         # The host path end to end (staging, one upload, replay, one download) against float32 eager.
         got = backend.run(*host)
         row["backend_run_flow_max_abs_diff_px"] = round(float(np.abs(got.flow - reference[1].cpu().numpy()).max()), 5)
@@ -245,6 +250,10 @@ def bench_frame_path(
     regions = make_eye_regions()
     precision, channels_last = VARIANTS[variant] if cuda else ("fp32", False)
     backend = TorchBackend(model, device, precision=precision, channels_last=channels_last, max_batch=1)
+    # The mirror ensemble (mirada serve --mirror) around a backend of its own: it runs batches of two.
+    mirrored = MirroredBackend(
+        TorchBackend(model, device, precision=precision, channels_last=channels_last, max_batch=2)
+    )
     target = np.zeros((1, 2), np.float32)
     strength = np.ones(1, np.float32)
     strip_batch = np.empty((1, 3, DEFAULT_STRIP.height, DEFAULT_STRIP.width), np.float32)
@@ -267,14 +276,14 @@ def bench_frame_path(
         state["pose"] = pose
         return frame_to_strip_homography(camera, pose)
 
-    def host_path(in_place: bool = True) -> NDArray[np.uint8]:
+    def host_path(in_place: bool = True, net: Backend = backend) -> NDArray[np.uint8]:
         source = work if in_place else frame
         t0 = time.perf_counter()
         homography = pose_and_homography()
         t1 = time.perf_counter()
         strip_to_chw(cut_strip(source, homography), strip_batch[0])
         t2 = time.perf_counter()
-        outputs = backend.run(strip_batch, target, strength)
+        outputs = net.run(strip_batch, target, strength)
         t3 = time.perf_counter()
         # As Corrector.finish: patches from the untouched frame, then written (in place, or into a copy); the
         # corrector's default (Settings.residual_gain = 0) pastes the warp alone, no residual.
@@ -282,7 +291,7 @@ def bench_frame_path(
         out = source if in_place else source.copy()
         write_patches(out, patches)
         t4 = time.perf_counter()
-        if in_place:
+        if in_place and net is backend:
             for name, a, b in (("pose", t0, t1), ("strip", t1, t2), ("network", t2, t3), ("paste", t3, t4)):
                 stages[name].append((b - a) * 1e3)
         return out
@@ -310,6 +319,7 @@ def bench_frame_path(
     result["host"] = _time_wall(host_path, iters, warmup, cuda, setup=restore)
     result["host_stages"] = {name: _stats(values[warmup:]) for name, values in stages.items()}
     result["host_with_frame_copy"] = _time_wall(partial(host_path, False), iters, warmup, cuda)
+    result["host_mirror_ensemble"] = _time_wall(partial(host_path, True, mirrored), iters, warmup, cuda, setup=restore)
     result["device"] = _time_wall(device_path, iters, warmup, cuda)
     # The implementations must agree: in place with a copy exactly, host with device up to OpenCV's fixed-point
     # interpolation.

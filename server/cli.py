@@ -28,7 +28,7 @@ def serve_command(
     mirror: Annotated[
         bool | None,
         typer.Option(
-            help="Mirror ensemble: each eye strip redirected with its mirror image [MIRADA_MIRROR, default on]."
+            help="Mirror ensemble: each eye strip redirected with its mirror image [MIRADA_MIRROR, default off]."
         ),
     ] = None,
 ) -> None:

@@ -46,7 +46,7 @@ class ServerSettings(BaseSettings):
     # The mirror ensemble (engine.runtime.backends.mirror): each eye strip redirected together with its mirror
     # image and the two averaged; more accurate gaze, twice the network's work per face. The same default as the
     # engine's MIRROR_DEFAULT (spelled out here to keep torch out of the configuration's imports).
-    mirror: bool = True
+    mirror: bool = False
     cache_dir: Path | None = None  # exported ONNX files and TensorRT engines; None: engine's default
 
     max_sessions: int = Field(default=4, ge=1, le=256)

@@ -38,6 +38,23 @@ def test_correct_an_image_with_telemetry(tmp_path: Path, grace_hopper: Frame) ->
     assert record["faces"][0]["strength"] == 1.0
 
 
+def test_correct_with_the_mirror_ensemble(tmp_path: Path, grace_hopper: Frame) -> None:
+    src, log = tmp_path / "in.png", tmp_path / "t.jsonl"
+    write_image(src, grace_hopper)
+    outputs = {}
+    for flag in ("--no-mirror", "--mirror"):
+        out = tmp_path / f"out{flag}.png"
+        args = ["correct", str(src), str(out), "--target", "-10,0", "--telemetry", str(log), "--backend", "onnxruntime"]
+        result = runner.invoke(app, [*args, flag])
+        assert result.exit_code == 0, result.output
+        outputs[flag] = read_image(out)
+        record = json.loads(log.read_text().splitlines()[0])
+        assert record["backend"] == ("onnxruntime+mirror" if flag == "--mirror" else "onnxruntime")
+    # Both correct the eyes, differently.
+    assert not np.array_equal(outputs["--mirror"], grace_hopper)
+    assert not np.array_equal(outputs["--mirror"], outputs["--no-mirror"])
+
+
 def test_correct_a_video_keeps_rate_audio_and_frames(tmp_path: Path, grace_hopper: Frame) -> None:
     base = fit_to_frame(grace_hopper, 320, 240)
     src, out, log = tmp_path / "in.mp4", tmp_path / "out.mp4", tmp_path / "t.jsonl"

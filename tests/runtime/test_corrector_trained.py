@@ -24,9 +24,10 @@ Frame = NDArray[np.uint8]
 PHOTOS = ["grace_hopper", "astronaut"]
 
 
-@pytest.fixture(scope="module")
-def backend() -> Backend:
-    return select_backend("onnxruntime", load_model(None), cpu_threads=2)
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "mirror"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The shipped network in ONNX Runtime, alone and as the mirror ensemble: both must pass every test here."""
+    return select_backend("onnxruntime", load_model(None), cpu_threads=2, mirror=request.param)
 
 
 @pytest.fixture(scope="module")
