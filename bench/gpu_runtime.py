@@ -14,7 +14,7 @@ It measures, each as p50/p95 over ``--iters`` runs after a warm-up:
   once; ``fp16``, the whole network in half precision; each also with channels-last convolutions; and the
   backend as it was before, autocast over float32 weights), timed with CUDA events, each with its largest
   difference from float32 eager; plus ``TorchBackend.run`` with host arrays in and out (wall clock), which adds
-  the copies, and the same through the mirror ensemble (:class:`MirroredBackend`, twice the strips and the merge);
+  the copies, and the same for the mirror ensemble (:class:`MirrorEnsemble`: twice the strips, merged in the graph);
 * **per-frame path** without landmarks, wall clock with the GPU synchronised at the end of each frame:
   ``host``: pose (OpenCV solvePnP) + strip cut (OpenCV) + network (CUDA graph, host in/out) + paste-back
   (OpenCV) written in place, i.e. exactly :class:`engine.runtime.Corrector` with the torch CUDA backend as the
@@ -54,8 +54,8 @@ import torch  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
 from engine.model import Redirector, RedirectorConfig  # noqa: E402
+from engine.model.mirror import MirrorEnsemble  # noqa: E402
 from engine.runtime.backends.base import Backend  # noqa: E402
-from engine.runtime.backends.mirror import MirroredBackend  # noqa: E402
 from engine.runtime.backends.torch_backend import Precision, TorchBackend  # noqa: E402
 from engine.runtime.paste import face_patches, make_eye_regions, write_patches  # noqa: E402
 from engine.runtime.pose import HeadPose, PoseEstimator, camera_matrix  # noqa: E402
@@ -195,7 +195,7 @@ def bench_network(
         before = TorchBackend(model, device, precision="amp", max_batch=max(batches))
         before._net = before.model
         variants["amp_fp32_weights_before"] = before
-    mirrored = MirroredBackend(backend)
+    mirrored = TorchBackend(MirrorEnsemble.from_redirector(model), device, max_batch=max(batches))
     result: dict[str, Any] = {"backend": backend.name}
     gen = torch.Generator().manual_seed(0)
     for batch in batches:
@@ -214,8 +214,7 @@ def bench_network(
             row[f"graph_{name}"] = _graph_row(variant, on_dev, reference, iters, warmup)
         host = tuple(t.numpy() for t in (strips, gaze, strength))
         row["backend_run_host_io"] = _time_wall(partial(backend.run, *host), iters, warmup, cuda)
-        if 2 * batch <= max(batches):  # the mirror ensemble runs the backend on twice the strips
-            row["mirrored_backend_run_host_io"] = _time_wall(partial(mirrored.run, *host), iters, warmup, cuda)
+        row["mirror_ensemble_backend_run_host_io"] = _time_wall(partial(mirrored.run, *host), iters, warmup, cuda)
         # The host path end to end (staging, one upload, replay, one download) against float32 eager.
         got = backend.run(*host)
         row["backend_run_flow_max_abs_diff_px"] = round(float(np.abs(got.flow - reference[1].cpu().numpy()).max()), 5)
@@ -250,9 +249,9 @@ def bench_frame_path(
     regions = make_eye_regions()
     precision, channels_last = VARIANTS[variant] if cuda else ("fp32", False)
     backend = TorchBackend(model, device, precision=precision, channels_last=channels_last, max_batch=1)
-    # The mirror ensemble (mirada serve --mirror) around a backend of its own: it runs batches of two.
-    mirrored = MirroredBackend(
-        TorchBackend(model, device, precision=precision, channels_last=channels_last, max_batch=2)
+    # The mirror ensemble (mirada serve --mirror) in a backend of its own.
+    mirrored = TorchBackend(
+        MirrorEnsemble.from_redirector(model), device, precision=precision, channels_last=channels_last, max_batch=1
     )
     target = np.zeros((1, 2), np.float32)
     strength = np.ones(1, np.float32)

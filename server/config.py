@@ -43,9 +43,9 @@ class ServerSettings(BaseSettings):
     # as they are, everything else works); set this to refuse to start instead (production).
     require_weights: bool = False
     cpu_threads: int = Field(default=1, ge=1, le=64)
-    # The mirror ensemble (engine.runtime.backends.mirror): each eye strip redirected together with its mirror
-    # image and the two averaged; more accurate gaze, twice the network's work per face. The same default as the
-    # engine's MIRROR_DEFAULT (spelled out here to keep torch out of the configuration's imports).
+    # The mirror ensemble (engine.model.mirror): each eye strip redirected together with its mirror image and the
+    # two averaged; more accurate gaze, twice the network's work per face. The same default as the engine's
+    # MIRROR_DEFAULT (engine.runtime.backends.select), spelled out here to keep torch out of this module's imports.
     mirror: bool = False
     cache_dir: Path | None = None  # exported ONNX files and TensorRT engines; None: engine's default
 

@@ -44,8 +44,9 @@ def check_model_geometry(model: Redirector, geometry: StripGeometry) -> None:
 
 
 def _cpu_copy(model: Redirector) -> Redirector:
-    """A copy of ``model`` on the CPU in eval mode (the original keeps its device and mode)."""
-    copy = Redirector(model.config)
+    """A copy of ``model`` (of its class: a mirror ensemble stays one) on the CPU in eval mode (the original keeps
+    its device and mode)."""
+    copy = type(model)(model.config)
     copy.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     return copy.eval()
 

@@ -10,6 +10,9 @@ The merge works on the decoder's outputs, not on finished images: the two backwa
 one flipped back, its x component negated), the two colour corrections ``mask * residual`` too, and the output
 strip is drawn once more from the source with the averaged field. So the runtime, which pastes the flow and the
 residual at full resolution, pastes exactly what the averaged strip shows.
+
+:class:`MirrorEnsemble` is the redirector with that as its ``forward``: the runtime's backends run it (and export
+it, and build it into a TensorRT engine) like the plain network, with the merge inside the graph.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import torch
 from torch import Tensor
 
 from engine.model.decoder import Decoded
-from engine.model.guards import check_flow
+from engine.model.guards import check_batch_vector, check_flow, check_pitch_yaw, check_strip
+from engine.model.redirector import Redirector, RedirectorOutput
 from engine.model.warp import warp
 
 # Mirroring negates yaws (second column) and keeps pitches.
@@ -94,3 +98,33 @@ def with_mirrors(strip: Tensor, *angles: Tensor) -> tuple[Tensor, ...]:
         torch.cat((strip, mirror_strips(strip))),
         *(torch.cat((a, mirror_angles(a))) for a in angles),
     )
+
+
+class MirrorEnsemble(Redirector):
+    """The redirector whose :meth:`forward` is the mirror ensemble: the same weights (and state dict) as the
+    :class:`Redirector` it is made from, and the same inputs and outputs, so that it exports to ONNX, runs in the
+    runtime's backends and CUDA graphs, and builds into a TensorRT engine like the plain network, with the merge
+    inside the graph. Training and evaluation use the plain network's parts (:meth:`encode`, :meth:`decode`)."""
+
+    @classmethod
+    def from_redirector(cls, model: Redirector) -> MirrorEnsemble:
+        """The ensemble of ``model``: a copy of its weights, on its device, in its training mode."""
+        ensemble = cls(model.config)
+        ensemble.load_state_dict(model.state_dict())
+        reference = next(model.parameters())
+        return ensemble.to(device=reference.device, dtype=reference.dtype).train(model.training)
+
+    def forward(self, strip: Tensor, target_gaze: Tensor, strength: Tensor) -> RedirectorOutput:
+        """:meth:`Redirector.forward` of ``strip`` B x 3 x H x W and of its mirror images in one batch, merged
+        (:func:`merge_mirrored`); the gaze and head estimates are the means of the two readings."""
+        batch = check_strip(strip, self.config)
+        check_pitch_yaw(target_gaze, batch, "target_gaze")
+        check_batch_vector(strength, batch, "strength")
+        both, gaze = with_mirrors(strip, target_gaze)  # -> 2B x 3 x H x W, 2B x 2
+        out = super().forward(both, gaze, torch.cat((strength, strength)))
+        merged = merge_mirrored_batch(strip, Decoded(out.strip_out, out.flow, out.residual, out.mask))
+        return RedirectorOutput(
+            *merged,
+            gaze_estimate=mirror_mean_angles(*split_halves(out.gaze_estimate)),  # -> B x 2
+            head_estimate=mirror_mean_angles(*split_halves(out.head_estimate)),
+        )

@@ -18,8 +18,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from engine.model.export import export_onnx, verify_onnx
-from engine.runtime.backends import BACKEND_NAMES, Backend, load_model, select_backend
-from engine.runtime.backends.mirror import MIRROR_DEFAULT
+from engine.runtime.backends import BACKEND_NAMES, MIRROR_DEFAULT, Backend, load_model, select_backend
 from engine.runtime.backends.onnx_backend import quiet_exporter
 from engine.runtime.backends.tensorrt_backend import MAX_BATCH, TensorRTBackend, tensorrt_available
 from engine.runtime.bench import NETWORK_BATCHES, BenchReport, bench_corrector, bench_network
@@ -42,7 +41,7 @@ ThreadsOption = Annotated[int, typer.Option(help="CPU threads of the network (CP
 MirrorOption = Annotated[
     bool,
     typer.Option(
-        help="Mirror ensemble: redirect each eye strip with its mirror image and average (twice the network)."
+        help="Mirror ensemble: redirect each eye strip with its mirror image too and average (more accurate, slower)."
     ),
 ]
 
@@ -96,7 +95,8 @@ def correct_command(
     checkpoint: CheckpointOption = None,
     onnx: OnnxOption = None,
     threads: ThreadsOption = 2,
-    mirror: MirrorOption = MIRROR_DEFAULT,
+    # Offline, accuracy comes first: the file is corrected with the mirror ensemble unless told otherwise.
+    mirror: MirrorOption = True,
 ) -> None:
     """Correct the gaze in an image or a video file (the video keeps its frame rate)."""
     pitch, yaw = parse_pair(target, "--target")

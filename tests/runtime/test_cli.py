@@ -42,17 +42,19 @@ def test_correct_with_the_mirror_ensemble(tmp_path: Path, grace_hopper: Frame) -
     src, log = tmp_path / "in.png", tmp_path / "t.jsonl"
     write_image(src, grace_hopper)
     outputs = {}
-    for flag in ("--no-mirror", "--mirror"):
+    # Files are corrected offline, so the ensemble is the default.
+    for flag in ("--no-mirror", "--mirror", None):
         out = tmp_path / f"out{flag}.png"
         args = ["correct", str(src), str(out), "--target", "-10,0", "--telemetry", str(log), "--backend", "onnxruntime"]
-        result = runner.invoke(app, [*args, flag])
+        result = runner.invoke(app, args if flag is None else [*args, flag])
         assert result.exit_code == 0, result.output
         outputs[flag] = read_image(out)
         record = json.loads(log.read_text().splitlines()[0])
-        assert record["backend"] == ("onnxruntime+mirror" if flag == "--mirror" else "onnxruntime")
+        assert record["backend"] == ("onnxruntime" if flag == "--no-mirror" else "onnxruntime+mirror")
     # Both correct the eyes, differently.
     assert not np.array_equal(outputs["--mirror"], grace_hopper)
     assert not np.array_equal(outputs["--mirror"], outputs["--no-mirror"])
+    assert np.array_equal(outputs["--mirror"], outputs[None])
 
 
 def test_correct_a_video_keeps_rate_audio_and_frames(tmp_path: Path, grace_hopper: Frame) -> None:

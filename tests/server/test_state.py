@@ -10,7 +10,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from engine.runtime.backends.mirror import MIRROR_DEFAULT, MirroredBackend
+from engine.model.mirror import MirrorEnsemble
+from engine.runtime.backends import MIRROR_DEFAULT, TorchBackend
 from server.config import ServerSettings
 from server.health import Health
 from server.main import create_app
@@ -45,14 +46,17 @@ def test_missing_weights_refuse_to_start_when_required(tmp_path: Path) -> None:
 def test_the_mirror_ensemble_follows_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ServerSettings().mirror is MIRROR_DEFAULT
     default = build_backend(ServerSettings(backend="torch"), Health(Metrics()))
-    assert isinstance(default, MirroredBackend) is MIRROR_DEFAULT
+    assert default.name.endswith("+mirror") is MIRROR_DEFAULT
     monkeypatch.setenv("MIRADA_MIRROR", "true")
     on = build_backend(ServerSettings(backend="torch"), Health(Metrics()))
-    assert isinstance(on, MirroredBackend)
+    assert isinstance(on, TorchBackend)
+    assert isinstance(on.model, MirrorEnsemble)
     assert on.name == "torch-cpu+mirror"
     monkeypatch.setenv("MIRADA_MIRROR", "false")
     off = build_backend(ServerSettings(backend="torch"), Health(Metrics()))
-    assert not isinstance(off, MirroredBackend)
+    assert isinstance(off, TorchBackend)
+    assert not isinstance(off.model, MirrorEnsemble)
+    assert off.name == "torch-cpu"
 
 
 def test_the_bundled_weights_load() -> None:

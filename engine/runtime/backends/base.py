@@ -181,8 +181,9 @@ def empty_outputs(geometry: StripGeometry) -> NetOutputs:
 
 
 def model_fingerprint(model: Redirector) -> str:
-    """A hex digest of the model's config and weights (the key of exported and compiled caches)."""
-    digest = hashlib.sha256(repr(model.config).encode())
+    """A hex digest of the model's class, config and weights (the key of exported and compiled caches: a mirror
+    ensemble has the weights of its network, but another graph)."""
+    digest = hashlib.sha256(f"{type(model).__qualname__}:{model.config!r}".encode())
     for name, value in sorted(model.state_dict().items()):
         tensor = value.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}:{tensor.dtype}:{tuple(value.shape)}".encode())

@@ -8,9 +8,9 @@ from typing import Literal
 
 import torch
 
+from engine.model.mirror import MirrorEnsemble
 from engine.model.redirector import Redirector
 from engine.runtime.backends.base import Backend
-from engine.runtime.backends.mirror import MirroredBackend
 from engine.runtime.backends.onnx_backend import OnnxRuntimeBackend, cached_onnx
 from engine.runtime.backends.tensorrt_backend import TensorRTBackend, tensorrt_available
 from engine.runtime.backends.torch_backend import TorchBackend
@@ -21,6 +21,12 @@ logger = logging.getLogger(__name__)
 
 BackendName = Literal["auto", "tensorrt", "torch", "onnxruntime"]
 BACKEND_NAMES: tuple[BackendName, ...] = ("auto", "tensorrt", "torch", "onnxruntime")
+
+#: Whether live correction (``mirada serve``, ``mirada bench``) runs the mirror ensemble unless told otherwise. Off:
+#: a stream on this project's 2-core CPU stays within its target with it (docs/MODEL.md, "Mirror ensemble"), but
+#: the service's CPU capacity, one session at 25 fps or more, has no room for the extra network pass, and its
+#: cost on a GPU is not measured yet. ``mirada correct`` (files, offline) runs it by default.
+MIRROR_DEFAULT = False
 
 
 def load_model(checkpoint: str | Path | None = None) -> Redirector:
@@ -67,8 +73,9 @@ def select_backend(
     geometry: StripGeometry = DEFAULT_STRIP,
     mirror: bool = False,
 ) -> Backend:
-    """Build the backend ``name`` for ``model``; with ``mirror``, wrapped in a :class:`MirroredBackend` (each strip
-    redirected together with its mirror image and the two averaged: more accurate, twice the network's work).
+    """Build the backend ``name`` for ``model``; with ``mirror``, for its :class:`MirrorEnsemble` (each strip
+    redirected together with its mirror image and the two averaged: more accurate, twice the network's work; its
+    name ends in ``+mirror``).
 
     ``auto`` picks TensorRT when it is importable and there is a GPU, else PyTorch on CUDA, else ONNX Runtime on
     the CPU; if building the TensorRT engine fails it logs why and falls back to PyTorch on CUDA. ``onnx_path``
@@ -78,8 +85,16 @@ def select_backend(
     """
     if name not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
-    backend = _select(name, model, onnx_path, cache_dir, cpu_threads, geometry)
-    return MirroredBackend(backend) if mirror else backend
+    if not mirror:
+        return _select(name, model, onnx_path, cache_dir, cpu_threads, geometry)
+    if onnx_path is not None:
+        raise ValueError(
+            "an ONNX file runs as it was exported, so it cannot be made a mirror ensemble: leave out the file (the "
+            "ensemble is exported from the model and cached) or the mirror ensemble"
+        )
+    backend = _select(name, MirrorEnsemble.from_redirector(model), None, cache_dir, cpu_threads, geometry)
+    backend.name = f"{backend.name}+mirror"
+    return backend
 
 
 def _select(
@@ -112,6 +127,7 @@ def _onnx_for(model: Redirector, onnx_path: Path | None, cache_dir: Path | None,
     """``onnx_path``, else the shipped export if it is this model's, else a cached export of ``model``."""
     if onnx_path is not None:
         return onnx_path
-    # The shipped export saves exporting the shipped weights again (about 15 s on a CPU).
-    shipped = default_onnx_for(model) if geometry == DEFAULT_STRIP else None
+    # The shipped export saves exporting the shipped weights again (about 15 s on a CPU); it is the plain network's.
+    plain = geometry == DEFAULT_STRIP and not isinstance(model, MirrorEnsemble)
+    shipped = default_onnx_for(model) if plain else None
     return shipped if shipped is not None else cached_onnx(model, cache_dir, geometry)

@@ -1,17 +1,19 @@
-"""The mirror-ensembling backend: what it asks of the backend it wraps, and that its result is mirror-symmetric."""
+"""The mirror ensemble in the runtime's backends: what it computes, that it is mirror-symmetric, and that its ONNX
+export agrees with torch."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from engine.model import Redirector, RedirectorConfig
-from engine.model.mirror import mirror_angles, mirror_flow, mirror_strips
-from engine.runtime.backends import select_backend
-from engine.runtime.backends.mirror import MirroredBackend
-from engine.runtime.backends.torch_backend import TorchBackend
-from tests.runtime.fakes import FakeBackend
+from engine.model import Decoded, Redirector, RedirectorConfig
+from engine.model.export import export_onnx, verify_onnx
+from engine.model.mirror import MirrorEnsemble, merge_mirrored_batch, mirror_angles, mirror_flow, mirror_strips
+from engine.runtime.backends import OnnxRuntimeBackend, TorchBackend, model_fingerprint, select_backend
+from engine.strip import DEFAULT_STRIP
 
 
 @pytest.fixture(scope="module")
@@ -34,30 +36,36 @@ def _inputs(batch: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return strips, gaze, strength
 
 
-def test_the_wrapped_backend_sees_each_strip_and_its_mirror_in_one_call() -> None:
-    inner = FakeBackend(flow_xy=(1.5, -0.5), gaze_deg=(3.0, 4.0))
-    net = MirroredBackend(inner)
-    assert net.name == "fake+mirror"
-    strips, gaze, strength = _inputs(3, 0)
-    out = net.run(strips, gaze, strength)
-    assert inner.batches == [6]
-    assert inner.strengths[0] == pytest.approx([*strength.tolist(), *strength.tolist()])
-    assert out.batch == 3
-    # A constant field (1.5, -0.5) and its mirror (-1.5, -0.5) average to (0, -0.5); the fake's constant gaze
-    # estimate (3, 4) degrees and its mirror (3, -4) to (3, 0).
-    assert np.allclose(out.flow[:, 0], 0.0, atol=1e-6)
-    assert np.allclose(out.flow[:, 1], -0.5, atol=1e-6)
-    assert np.allclose(np.degrees(out.gaze_estimate), [3.0, 0.0], atol=1e-5)
-    assert net.run(strips[:0], gaze[:0], strength[:0]).batch == 0
-    assert inner.batches == [6], "an empty batch must not reach the network"
-    with pytest.raises(ValueError, match="already"):
-        MirroredBackend(net)
+def test_the_ensemble_is_the_merge_of_the_network_on_the_strips_and_their_mirrors(model: Redirector) -> None:
+    ensemble = MirrorEnsemble.from_redirector(model)
+    assert not ensemble.training
+    strips, gaze, strength = (torch.from_numpy(a) for a in _inputs(3, 0))
+    with torch.no_grad():
+        out = ensemble(strips, gaze, strength)
+        plain = model(strips, gaze, strength)
+        mirrored = model(mirror_strips(strips), mirror_angles(gaze), strength)
+    both = Decoded(*(torch.cat((a, b)) for a, b in zip(plain[:4], mirrored[:4], strict=True)))
+    expected = merge_mirrored_batch(strips, both)
+    # The ensemble runs one batch of 6, the reference two of 3: convolutions at other batch sizes round differently
+    # (up to about 5e-5 here), hence the tolerance.
+    for name, got, want in zip(Decoded._fields, out[:4], expected, strict=True):
+        assert torch.allclose(got, want, atol=2e-4), name
+    mean_gaze = 0.5 * (plain.gaze_estimate + mirror_angles(mirrored.gaze_estimate))
+    mean_head = 0.5 * (plain.head_estimate + mirror_angles(mirrored.head_estimate))
+    assert torch.allclose(out.gaze_estimate, mean_gaze, atol=1e-5)
+    assert torch.allclose(out.head_estimate, mean_head, atol=1e-5)
+    assert (out.flow - plain.flow).abs().max() > 1e-2, "the ensemble should differ from a single pass"
+    # the same weights, another graph: exported and compiled caches must not mix them up
+    assert model_fingerprint(ensemble) != model_fingerprint(model)
+    with pytest.raises(ValueError, match="strength"):
+        ensemble(strips, gaze, strength[:2])
 
 
 def test_the_ensemble_of_a_mirrored_strip_is_the_mirrored_ensemble(model: Redirector) -> None:
     # The point of the ensemble: a strip and its mirror get the same correction, mirrored. A sign error in the
     # way a flow or an angle is mirrored back breaks this.
-    net = MirroredBackend(TorchBackend(model, "cpu", num_threads=1))
+    net = select_backend("torch", model, cpu_threads=1, mirror=True)
+    assert net.name == "torch-cpu+mirror"
     strips, gaze, strength = _inputs(2, 1)
     out = net.run(strips, gaze, strength)
     t = torch.from_numpy
@@ -70,15 +78,33 @@ def test_the_ensemble_of_a_mirrored_strip_is_the_mirrored_ensemble(model: Redire
     assert np.allclose(mirror_angles(t(flipped.head_estimate)).numpy(), out.head_estimate, atol=1e-5)
     # ... which the network alone is not
     plain = TorchBackend(model, "cpu", num_threads=1)
-    a, b = (
-        plain.run(strips, gaze, strength),
-        plain.run(mirror_strips(t(strips)).numpy(), mirror_angles(t(gaze)).numpy(), strength),
-    )
+    a = plain.run(strips, gaze, strength)
+    b = plain.run(mirror_strips(t(strips)).numpy(), mirror_angles(t(gaze)).numpy(), strength)
     assert np.abs(mirror_flow(t(b.flow)).numpy() - a.flow).max() > 1e-2
 
 
-def test_select_backend_wraps_when_asked(model: Redirector) -> None:
+def test_the_ensemble_exports_to_onnx_and_runs_in_onnx_runtime(model: Redirector, tmp_path: Path) -> None:
+    ensemble = MirrorEnsemble.from_redirector(model)
+    path = export_onnx(ensemble, tmp_path / "mirror.onnx", DEFAULT_STRIP)
+    # the same stated tolerance as the plain network's parity test
+    assert verify_onnx(ensemble, path, DEFAULT_STRIP, batch_sizes=(1, 3), atol=1e-4) < 1e-4
+    net = select_backend("onnxruntime", model, cache_dir=tmp_path / "cache", cpu_threads=1, mirror=True)
+    assert isinstance(net, OnnxRuntimeBackend)
+    assert net.name == "onnxruntime+mirror"
+    strips, gaze, strength = _inputs(2, 2)
+    got = net.run(strips, gaze, strength)
+    with torch.no_grad():
+        want = ensemble(*(torch.from_numpy(a) for a in (strips, gaze, strength)))
+    assert np.abs(got.flow - want.flow.numpy()).max() < 1e-4
+    assert np.abs(got.gaze_estimate - want.gaze_estimate.numpy()).max() < 1e-4
+
+
+def test_select_backend_builds_the_ensemble_only_when_asked(model: Redirector, tmp_path: Path) -> None:
     net = select_backend("torch", model, mirror=True)
-    assert isinstance(net, MirroredBackend)
-    assert isinstance(net.inner, TorchBackend)
-    assert not isinstance(select_backend("torch", model), MirroredBackend)
+    assert isinstance(net, TorchBackend)
+    assert isinstance(net.model, MirrorEnsemble)
+    plain = select_backend("torch", model)
+    assert not isinstance(plain.model, MirrorEnsemble)  # type: ignore[attr-defined]
+    assert plain.name == "torch-cpu"
+    with pytest.raises(ValueError, match="as it was exported"):
+        select_backend("onnxruntime", model, onnx_path=tmp_path / "x.onnx", mirror=True)
