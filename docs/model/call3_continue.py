@@ -108,8 +108,9 @@ if __name__ == "__main__":
     for model_name, path in models.items():
         model, config, _ = load_redirector(path, dev)
         for judge_name, judge in judges.items():
-            metrics = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=pairs_eval))
-            table[f"{model_name} by {judge_name}"] = metrics.to_dict()
+            for mirror in (False, True):  # the single pass, and the mirror ensemble (session 10)
+                metrics = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=pairs_eval, mirror=mirror))
+                table[f"{model_name}{' mirrored' if mirror else ''} by {judge_name}"] = metrics.to_dict()
     summary["evaluation"] = table
     save_estimator(load_estimator(bcfg.out), out / "estimator_b.pt")  # weights only, as shipped
     summary["total_s"] = time.monotonic() - t0

@@ -232,6 +232,9 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     judge = load_estimator(est_paths["b"], device)
     calibrated = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=config.eval_pairs))
     summary["calibrated_metrics"] = calibrated.to_dict()
+    # and as the mirror ensemble (mirada correct's default, mirada serve --mirror) on the same pairs
+    mirror = EvalConfig(pairs=config.eval_pairs, mirror=True)
+    summary["mirror_metrics"] = evaluate_redirector(model, judge, config.synth, mirror).to_dict()
     model.cpu()
     onnx_path = export_onnx(model, ship / "redirector.onnx", config.synth.geometry)
     summary["onnx_max_abs_diff"] = verify_onnx(model, onnx_path, config.synth.geometry)
