@@ -20,6 +20,7 @@ from engine.eval.metrics import (
 )
 from engine.model import Redirector
 from engine.model.mirror import merge_mirrored_batch, mirror_angles, mirror_strips
+from tests.model.helpers import random_heads_redirector
 from tests.train.helpers import TINY_MODEL, TINY_SYNTH, tiny_estimator
 
 
@@ -102,18 +103,8 @@ def test_open_eye_figures_leave_out_closed_eyes() -> None:
     assert "nan" in markdown_table({"closed": closed})
 
 
-def _randomised(model: Redirector) -> Redirector:
-    """``model`` with random output heads, so that its flows and corrections are far from zero."""
-    with torch.no_grad():
-        for head in (model.decoder.flow_head, model.decoder.full_head):
-            for param in head.parameters():
-                param.normal_(0.0, 0.3)
-    return model.eval()
-
-
 def test_the_mirror_ensemble_in_evaluation_is_mirror_symmetric() -> None:
-    torch.manual_seed(0)
-    model = _randomised(Redirector(TINY_MODEL))
+    model = random_heads_redirector(TINY_MODEL)
     gen = torch.Generator().manual_seed(1)
     strip = torch.rand(3, 3, TINY_MODEL.height, TINY_MODEL.width, generator=gen)
     gaze, head = (torch.rand(3, 2, generator=gen) - 0.5) * 0.6, (torch.rand(3, 2, generator=gen) - 0.5) * 0.4
@@ -135,8 +126,7 @@ def test_the_mirror_ensemble_in_evaluation_is_mirror_symmetric() -> None:
 
 
 def test_evaluation_of_the_mirror_ensemble() -> None:
-    torch.manual_seed(0)
-    model, judge = _randomised(Redirector(TINY_MODEL)), tiny_estimator("b")
+    model, judge = random_heads_redirector(TINY_MODEL), tiny_estimator("b")
     plain = evaluate_redirector(model, judge, TINY_SYNTH, EvalConfig(pairs=4, batch_size=2))
     mirrored = evaluate_redirector(model, judge, TINY_SYNTH, EvalConfig(pairs=4, batch_size=2, mirror=True))
     assert all(math.isfinite(v) for v in mirrored.to_dict().values())

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from engine.model import Factors, Redirector, RedirectorConfig
+from tests.model.helpers import random_heads_redirector
 
 H, W = 64, 256
 
@@ -18,14 +19,8 @@ H, W = 64, 256
 @pytest.fixture(scope="module")
 def model() -> Redirector:
     """A default-size redirector with randomised weights (the output heads start at zero)."""
-    torch.manual_seed(0)
-    net = Redirector(RedirectorConfig())
-    with torch.no_grad():
-        # Large head weights saturate the tanh bounds, so the bound checks below are not vacuous.
-        for head in (net.decoder.flow_head, net.decoder.full_head):
-            for param in head.parameters():
-                param.normal_(0.0, 0.5)
-    return net.eval()
+    # Large head weights saturate the tanh bounds, so the bound checks below are not vacuous.
+    return random_heads_redirector(std=0.5)
 
 
 def _inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

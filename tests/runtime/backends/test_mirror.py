@@ -9,23 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from engine.model import Decoded, Redirector, RedirectorConfig
+from engine.model import Decoded, Redirector
 from engine.model.export import export_onnx, verify_onnx
 from engine.model.mirror import MirrorEnsemble, merge_mirrored_batch, mirror_angles, mirror_flow, mirror_strips
 from engine.runtime.backends import OnnxRuntimeBackend, TorchBackend, model_fingerprint, select_backend
 from engine.strip import DEFAULT_STRIP
+from tests.model.helpers import random_heads_redirector
 
 
 @pytest.fixture(scope="module")
 def model() -> Redirector:
-    """A redirector with random output heads, so that its flows and residuals are far from zero and asymmetric."""
-    torch.manual_seed(0)
-    net = Redirector(RedirectorConfig())
-    with torch.no_grad():
-        for head in (net.decoder.flow_head, net.decoder.full_head):
-            for param in head.parameters():
-                param.normal_(0.0, 0.3)
-    return net.eval()
+    return random_heads_redirector()
 
 
 def _inputs(batch: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
