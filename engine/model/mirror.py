@@ -25,11 +25,6 @@ from engine.model.guards import check_batch_vector, check_flow, check_pitch_yaw,
 from engine.model.redirector import Redirector, RedirectorOutput
 from engine.model.warp import warp
 
-# Mirroring negates yaws (second column) and keeps pitches.
-_YAW_SIGN = (1.0, -1.0)
-# ... and negates a flow's horizontal component (first channel), keeping the vertical one.
-_FLOW_SIGN = (-1.0, 1.0)
-
 
 def mirror_strips(strip: Tensor) -> Tensor:
     """Strips B x C x H x W mirrored left to right."""
@@ -42,7 +37,9 @@ def mirror_angles(angles: Tensor) -> Tensor:
     """(pitch, yaw) angles B x 2 as seen in the mirrored strip: the yaw changes sign."""
     if angles.ndim != 2 or angles.shape[1] != 2:
         raise ValueError(f"angles must be B x 2 (pitch, yaw), got shape {tuple(angles.shape)}")
-    return angles * angles.new_tensor(_YAW_SIGN)
+    # Slices and a negation, no constant tensor: building one from Python numbers is a host-to-device copy, which
+    # a CUDA graph capture (the torch backend's) refuses.
+    return torch.stack((angles[:, 0], -angles[:, 1]), dim=1)
 
 
 def mirror_flow(flow: Tensor) -> Tensor:
@@ -50,7 +47,8 @@ def mirror_flow(flow: Tensor) -> Tensor:
     flipped left to right and its x component negated."""
     if flow.ndim != 4 or flow.shape[1] != 2:
         raise ValueError(f"flow must be B x 2 x H x W, got shape {tuple(flow.shape)}")
-    return flow.flip(-1) * flow.new_tensor(_FLOW_SIGN).view(1, 2, 1, 1)
+    flipped = flow.flip(-1)
+    return torch.cat((-flipped[:, :1], flipped[:, 1:]), dim=1)  # as mirror_angles: no constant tensor
 
 
 def merge_mirrored(strip: Tensor, plain: Decoded, mirrored: Decoded) -> Decoded:

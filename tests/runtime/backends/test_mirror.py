@@ -4,10 +4,12 @@ export agrees with torch."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from engine.model import Decoded, Redirector
 from engine.model.export import export_onnx, verify_onnx
@@ -102,3 +104,29 @@ def test_select_backend_builds_the_ensemble_only_when_asked(model: Redirector, t
     assert plain.name == "torch-cpu"
     with pytest.raises(ValueError, match="as it was exported"):
         select_backend("onnxruntime", model, onnx_path=tmp_path / "x.onnx", mirror=True)
+
+
+class _Ops(TorchDispatchMode):
+    """Records the name of every aten operation run inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.names.add(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_ensemble_builds_no_tensor_from_host_data(model: Redirector) -> None:
+    # The torch backend captures the network in a CUDA graph, and a capture refuses host-to-device copies: a tensor
+    # made from Python numbers inside forward (torch.tensor, new_tensor: aten.lift_fresh) would make every capture
+    # fail and the backend fall back to eager. No GPU here, so the operations are checked instead.
+    strips, gaze, strength = (torch.from_numpy(a) for a in _inputs(2, 3))
+    for net in (model, MirrorEnsemble.from_redirector(model)):
+        with torch.no_grad(), _Ops() as ops:
+            net(strips, gaze, strength)
+        assert not {name for name in ops.names if "lift_fresh" in name or "_to_copy" in name}, type(net).__name__
+    with _Ops() as ops:
+        gaze.new_tensor((1.0, -1.0))
+    assert "aten.lift_fresh.default" in ops.names  # what the check looks for does show
