@@ -13,6 +13,7 @@ Since session 8 the new judge and the new redirector are calibrated (``engine.tr
 training pairs, 8,192) before that table is made, and since session 9 the new redirector's move gain too (against
 the shipped critic A, on ``GAINPAIRS`` training pairs, 1,024); ``CALIBRATE=0`` runs it as session 4 did. The shipped
 estimators it starts from are calibrated already, so the redirector now trains against an unbiased critic.
+Since session 10 each redirector is scored also as the mirror ensemble (rows "... mirrored by ...").
 A tiny CPU run that checks the script end to end:
 ``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 GAINPAIRS=32 OUT=/tmp/c3o WORK=/tmp/c3w``.
 """
