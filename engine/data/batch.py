@@ -54,6 +54,25 @@ class StripBatch:
         """A sub-batch (rows selected by a slice, an index tensor or a boolean mask)."""
         return StripBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
+    def mirrored(self, rows: Tensor) -> StripBatch:
+        """The batch with the ``rows`` (a B bool mask) mirrored left to right: their images and masks flipped, the
+        yaws of their gaze and head negated (a mirrored strip is another valid strip of the renderer's
+        distribution, which draws subjects, lights and poses symmetrically)."""
+        if rows.shape != (len(self),) or rows.dtype != torch.bool:
+            raise ValueError(f"rows must be a bool mask of shape ({len(self)},), got {rows.dtype} {tuple(rows.shape)}")
+        pick = rows.view(-1, 1, 1, 1)
+        sign = torch.where(rows.view(-1, 1), -1.0, 1.0).to(self.gaze.dtype)  # -> B x 1: -1 on mirrored rows
+        sign = torch.cat((torch.ones_like(sign), sign), dim=1)  # -> B x 2: pitch kept, yaw flipped
+        return StripBatch(
+            image=torch.where(pick, self.image.flip(-1), self.image),
+            gaze=self.gaze * sign,
+            head=self.head * sign,
+            openness=self.openness,
+            closed=self.closed,
+            subject=self.subject,
+            mask=torch.where(pick, self.mask.flip(-1), self.mask),
+        )
+
     @staticmethod
     def cat(batches: list[StripBatch]) -> StripBatch:
         """Concatenate batches along the batch axis."""

@@ -263,6 +263,10 @@ def train_estimator_command(
         typer.Option(help="step (decay every lr_decay_steps) or cosine (anneal over --max-minutes)."),
     ] = None,
     cache: Annotated[Path | None, typer.Option(help="Train from this pair cache (mirada synth cache).")] = None,
+    mirror_augment: Annotated[
+        bool | None,
+        typer.Option(help="Mirror half of the training strips left to right (yaws negated)."),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Train a gaze/head estimator on synthetic strips (A for the training losses, B for evaluation)."""
@@ -281,6 +285,7 @@ def train_estimator_command(
             "cache": None if cache is None else str(cache),
             "init_weights": None if init is None else str(init),
             "lr_schedule": lr_schedule,
+            "mirror_augment": mirror_augment,
         }
         cfg = replace(base, estimator=est, **{k: v for k, v in overrides.items() if v is not None})
         if out is not None:

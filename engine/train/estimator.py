@@ -319,6 +319,9 @@ class EstimatorTrainConfig:
     # Start from these estimator weights (a checkpoint of the same architecture) with a fresh optimiser: to train
     # an estimator further, e.g. where the renderer got faster and more data fits the budget.
     init_weights: str | None = None
+    # Mirror each training strip left to right with probability one half (yaws negated): the renderer is symmetric,
+    # so this doubles the subjects and scenes seen at no rendering cost.
+    mirror_augment: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "lr_decay_steps", "log_every", "checkpoint_every"):
@@ -417,7 +420,10 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
             for group in optimiser.param_groups:
                 group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * done))
         pair = sampler.pairs(step)
-        loss = estimator_loss(model, StripBatch.cat([pair.source, pair.target]), config.loss)
+        strips = StripBatch.cat([pair.source, pair.target])
+        if config.mirror_augment:
+            strips = strips.mirrored(torch.rand(len(strips), device=strips.image.device) < 0.5)
+        loss = estimator_loss(model, strips, config.loss)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()

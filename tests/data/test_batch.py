@@ -46,3 +46,33 @@ def test_rows_are_placed_where_they_belong() -> None:
     assert torch.equal(placed, values)
     with pytest.raises(ValueError, match="empty"):
         place_rows([], 3)
+
+
+def test_mirrored_rows_flip_images_masks_and_yaws_only() -> None:
+    gen = torch.Generator().manual_seed(0)
+    strips = StripBatch(
+        image=torch.rand(3, 3, 8, 16, generator=gen),
+        gaze=torch.tensor([[0.1, 0.2], [0.3, -0.4], [-0.5, 0.6]]),
+        head=torch.tensor([[0.05, -0.1], [0.0, 0.2], [0.1, 0.1]]),
+        openness=torch.tensor([1.0, 0.5, 0.0]),
+        closed=torch.tensor([False, False, True]),
+        subject=torch.tensor([4, 5, 6]),
+        mask=torch.rand(3, 1, 8, 16, generator=gen),
+    )
+    rows = torch.tensor([True, False, True])
+    out = strips.mirrored(rows)
+    assert torch.equal(out.image[0], strips.image[0].flip(-1))
+    assert torch.equal(out.image[1], strips.image[1])
+    assert torch.equal(out.mask[2], strips.mask[2].flip(-1))
+    assert torch.equal(out.gaze, torch.tensor([[0.1, -0.2], [0.3, -0.4], [-0.5, -0.6]]))
+    assert torch.equal(out.head[:, 0], strips.head[:, 0])
+    assert torch.equal(out.head[:, 1], torch.tensor([0.1, 0.2, -0.1]))
+    for name in ("openness", "closed", "subject"):
+        assert torch.equal(getattr(out, name), getattr(strips, name))
+    again = out.mirrored(rows)
+    assert torch.equal(again.image, strips.image)
+    assert torch.equal(again.gaze, strips.gaze)
+    with pytest.raises(ValueError, match="bool mask"):
+        strips.mirrored(torch.tensor([1, 0, 1]))
+    with pytest.raises(ValueError, match="bool mask"):
+        strips.mirrored(torch.tensor([True, False]))

@@ -1,7 +1,12 @@
 """One-off (session 10): does the first render of a fresh process differ from later ones? See first_render.log."""
-import os, sys, time, torch
+import sys
+import time
+
+import torch
+
 from engine.data.synth import Split, SynthSampler
 from engine.train.checkpoint import load_redirector
+
 _, cfg, _ = load_redirector("engine/weights/redirector.pt")
 t0 = time.time()
 sampler = SynthSampler(cfg.synth, Split.TRAIN, 5, 16, torch.device("cpu"))

@@ -1,7 +1,12 @@
 """One-off (session 10): does the first render of a fresh process differ from later ones? See first_render.log."""
-import sys, time, torch
+import sys
+import time
+
+import torch
+
 from engine.data.synth import Split, SynthSampler
 from tests.train.helpers import TINY_SYNTH
+
 t0 = time.time()
 runs = []
 for _ in range(3):

@@ -7,11 +7,13 @@ plain colour correction, the plain flow with the merged correction, both merged 
 alone (what the runtime pastes by default), and the mirrored pass alone.
 """
 import torch
+
 from engine.data.synth import Split, SynthSampler
-from engine.train.checkpoint import load_redirector
-from engine.eval.metrics import ssim, psnr
-from engine.model.mirror import with_mirrors, split_halves, mirror_flow, mirror_strips
+from engine.eval.metrics import psnr, ssim
+from engine.model.mirror import mirror_flow, mirror_strips, split_halves, with_mirrors
 from engine.model.warp import warp
+from engine.train.checkpoint import load_redirector
+
 model, cfg, _ = load_redirector("engine/weights/redirector.pt"); model.eval()
 sampler = SynthSampler(cfg.synth, Split.VAL, 0, 32, torch.device("cpu"))
 acc = {}

@@ -3,12 +3,15 @@ labels negated), and the mean of the two readings (test-time mirroring of the ju
 
     PYTHONPATH=. python docs/model/session10/judge_mirrored.py
 """
-import torch, time
-from engine.data.synth import Split
+import time
+
+import torch
+
+from engine.data.synth import Split, SynthSampler
+from engine.strip import angular_error_deg
 from engine.train.checkpoint import load_redirector
 from engine.train.estimator import load_estimator
-from engine.data.synth import SynthSampler
-from engine.strip import angular_error_deg
+
 torch.manual_seed(0)
 judge = load_estimator("engine/weights/estimator_b.pt")
 _, cfg, _ = load_redirector("engine/weights/redirector.pt")

@@ -9,7 +9,6 @@ two threads.
 import time
 
 import numpy as np
-import torch
 
 from engine.model.mirror import MirrorEnsemble
 from engine.runtime.backends import TorchBackend
