@@ -82,6 +82,22 @@ def angular_error_deg(a: Tensor, b: Tensor) -> Tensor:
     return torch.rad2deg(torch.acos(cos))
 
 
+def mirror_strips(strip: Tensor) -> Tensor:
+    """Strips B x C x H x W mirrored left to right (another valid strip: the eyes swap sides)."""
+    if strip.ndim != 4:
+        raise ValueError(f"strips must be B x C x H x W, got shape {tuple(strip.shape)}")
+    return strip.flip(-1)
+
+
+def mirror_angles(angles: Tensor) -> Tensor:
+    """(pitch, yaw) angles B x 2 as seen in the mirrored strip: the yaw changes sign, the pitch stays."""
+    if angles.ndim != 2 or angles.shape[1] != 2:
+        raise ValueError(f"angles must be B x 2 (pitch, yaw), got shape {tuple(angles.shape)}")
+    # Slices and a negation, no constant tensor: building one from Python numbers is a host-to-device copy, which
+    # a CUDA graph capture (the torch backend's) refuses.
+    return torch.stack((angles[:, 0], -angles[:, 1]), dim=1)
+
+
 def _check_last_dim(t: Tensor, n: int, name: str) -> None:
     if t.ndim == 0 or t.shape[-1] != n:
         raise ValueError(f"{name} must have a last dimension of {n}, got shape {tuple(t.shape)}")

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from engine.strip import mirror_angles, mirror_strips
+
 
 @dataclass
 class StripBatch:
@@ -60,17 +62,15 @@ class StripBatch:
         distribution, which draws subjects, lights and poses symmetrically)."""
         if rows.shape != (len(self),) or rows.dtype != torch.bool:
             raise ValueError(f"rows must be a bool mask of shape ({len(self)},), got {rows.dtype} {tuple(rows.shape)}")
-        pick = rows.view(-1, 1, 1, 1)
-        sign = torch.where(rows.view(-1, 1), -1.0, 1.0).to(self.gaze.dtype)  # -> B x 1: -1 on mirrored rows
-        sign = torch.cat((torch.ones_like(sign), sign), dim=1)  # -> B x 2: pitch kept, yaw flipped
+        pick, pick_angles = rows.view(-1, 1, 1, 1), rows.view(-1, 1)
         return StripBatch(
-            image=torch.where(pick, self.image.flip(-1), self.image),
-            gaze=self.gaze * sign,
-            head=self.head * sign,
+            image=torch.where(pick, mirror_strips(self.image), self.image),
+            gaze=torch.where(pick_angles, mirror_angles(self.gaze), self.gaze),
+            head=torch.where(pick_angles, mirror_angles(self.head), self.head),
             openness=self.openness,
             closed=self.closed,
             subject=self.subject,
-            mask=torch.where(pick, self.mask.flip(-1), self.mask),
+            mask=torch.where(pick, mirror_strips(self.mask), self.mask),
         )
 
     @staticmethod

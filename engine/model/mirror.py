@@ -24,22 +24,19 @@ from engine.model.decoder import Decoded
 from engine.model.guards import check_batch_vector, check_flow, check_pitch_yaw, check_strip
 from engine.model.redirector import Redirector, RedirectorOutput
 from engine.model.warp import warp
+from engine.strip import mirror_angles, mirror_strips
 
-
-def mirror_strips(strip: Tensor) -> Tensor:
-    """Strips B x C x H x W mirrored left to right."""
-    if strip.ndim != 4:
-        raise ValueError(f"strips must be B x C x H x W, got shape {tuple(strip.shape)}")
-    return strip.flip(-1)
-
-
-def mirror_angles(angles: Tensor) -> Tensor:
-    """(pitch, yaw) angles B x 2 as seen in the mirrored strip: the yaw changes sign."""
-    if angles.ndim != 2 or angles.shape[1] != 2:
-        raise ValueError(f"angles must be B x 2 (pitch, yaw), got shape {tuple(angles.shape)}")
-    # Slices and a negation, no constant tensor: building one from Python numbers is a host-to-device copy, which
-    # a CUDA graph capture (the torch backend's) refuses.
-    return torch.stack((angles[:, 0], -angles[:, 1]), dim=1)
+__all__ = [
+    "MirrorEnsemble",
+    "merge_mirrored",
+    "merge_mirrored_batch",
+    "mirror_angles",
+    "mirror_flow",
+    "mirror_mean_angles",
+    "mirror_strips",
+    "split_halves",
+    "with_mirrors",
+]
 
 
 def mirror_flow(flow: Tensor) -> Tensor:

@@ -41,6 +41,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from engine.data.synth import Split, SynthConfig, SynthSampler
+from engine.eval.metrics import SourceRedirection
 from engine.model import Redirector
 from engine.strip import angular_error_deg
 from engine.train.checkpoint import load_payload, load_redirector, save_payload
@@ -292,8 +293,8 @@ def _undershoot(
         n = min(config.batch_size, config.pairs - done)
         pair = sampler.pairs(index, n)
         s, t = pair.source, pair.target
-        factors = model.encode(s.image)
-        out = model.decode(model.redirect(factors, t.gaze, t.head, calibrated=True), s.image).strip_out
+        source = SourceRedirection(model, s.image)  # as inference redirects: through the calibrated gain
+        out, factors = source.to(t.gaze, t.head), source.factors
         read = critic(torch.cat((out, t.image)))
         gaze, head = read.gaze.split(n), read.head.split(n)  # output, target render
         error = torch.cat((gaze[0] - gaze[1], head[0] - head[1]), dim=1).double()  # -> B x 4
