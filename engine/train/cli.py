@@ -88,11 +88,7 @@ def run_ablation(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     table_path = out_dir / "ablation.md"
-    header = (
-        f"# Ablation: {base.steps} steps at batch {base.batch_size}, {seeds} seed(s) from {base.seed}, "
-        f"{eval_config.pairs} {eval_config.split.value} pairs\n\n"
-    )
-    table_path.write_text(header + markdown_table(metrics))
+    table_path.write_text(ablation_header(base, seeds, eval_config, summaries) + markdown_table(metrics))
     json_path = out_dir / "ablation.json"
     json_path.write_text(
         json.dumps(
@@ -101,6 +97,7 @@ def run_ablation(
                 "seeds": seeds,
                 "metrics": {n: [m.to_dict() for m in ms] for n, ms in metrics.items()},
                 "final_losses": {n: [s.final_losses for s in ss] for n, ss in summaries.items()},
+                "steps": {n: [s.step for s in ss] for n, ss in summaries.items()},
             },
             indent=2,
         )
@@ -108,6 +105,24 @@ def run_ablation(
     plot_path = out_dir / "ablation.png"
     plot_ablation(metrics, summaries, plot_path)
     return AblationResult(metrics, summaries, table_path, plot_path, json_path)
+
+
+def ablation_header(
+    base: TrainConfig, seeds: int, eval_config: EvalConfig, summaries: dict[str, list[TrainSummary]]
+) -> str:
+    """The title of ``ablation.md``: the budget each run had and the steps each one reached.
+
+    A wall-clock budget (``max_seconds``) stops runs at different steps (variants differ in cost per step, and a
+    shared machine in speed), so the steps actually trained are part of the result.
+    """
+    budget = f"{base.steps} steps"
+    if base.max_seconds is not None:
+        budget = f"{base.max_seconds / 60:g} min or {budget}, whichever came first,"
+    reached = "; ".join(f"{name} {', '.join(str(s.step) for s in runs)}" for name, runs in summaries.items())
+    return (
+        f"# Ablation: {budget} at batch {base.batch_size}, {seeds} seed(s) from {base.seed}, "
+        f"{eval_config.pairs} {eval_config.split.value} pairs\n\nSteps trained per seed: {reached}.\n\n"
+    )
 
 
 def variant_slug(variant: str) -> str:
@@ -144,10 +159,10 @@ def plot_ablation(
     ax = axes[2]
     for name in names:
         # The reconstruction term is common to every variant (the totals differ in their terms).
-        curves = [[(step, v["reconstruction"]) for step, v in s.history] for s in summaries[name]]
-        steps = [step for step, _ in curves[0]]
-        mean = [statistics.fmean(c[i][1] for c in curves) for i in range(len(steps))]
-        ax.plot(steps, mean, label=name)
+        curves = [{step: v["reconstruction"] for step, v in s.history} for s in summaries[name]]
+        # Seeds on a wall-clock budget stop at different steps: average where every seed logged.
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        ax.plot(steps, [statistics.fmean(c[step] for c in curves) for step in steps], label=name)
     ax.set_xlabel("step")
     ax.set_title("training L1 reconstruction (mean over seeds)")
     ax.legend()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from engine.train.cli import VARIANTS, register, run_ablation
+from engine.eval.metrics import EvalConfig, RedirectionMetrics
+from engine.train.cli import VARIANTS, ablation_header, plot_ablation, register, run_ablation
 from engine.train.config import to_json_dict
 from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig
+from engine.train.trainer import TrainSummary
 from tests.train.helpers import TINY_SYNTH, tiny_config, tiny_estimator, tiny_estimator_file
 
 runner = CliRunner()
@@ -76,12 +79,15 @@ def test_ablation_trains_every_variant_and_writes_table_and_plot(tmp_path: Path)
     assert result.exit_code == 0, result.output
 
     table = (out / "ablation.md").read_text()
+    assert table.startswith("# Ablation: 2 steps at batch 2, 1 seed(s) from 0, 2 test pairs")
+    assert "Steps trained per seed: STED 2; +GHT 2; +SG 2; +GHT+SG 2." in table
     for name, _, _ in VARIANTS:
         assert f"| {name} |" in table
     assert (out / "ablation.png").stat().st_size > 1000
     numbers = json.loads((out / "ablation.json").read_text())
     assert list(numbers["metrics"]) == [name for name, _, _ in VARIANTS]
     assert len(numbers["metrics"]["+GHT+SG"]) == 1
+    assert numbers["steps"] == {name: [2] for name, _, _ in VARIANTS}
     assert (out / "ght_sg" / "seed_0" / "last.pt").is_file()
 
 
@@ -91,3 +97,30 @@ def test_ablation_needs_a_judge(tmp_path: Path) -> None:
     result = runner.invoke(_app(), ["train", "--ablation", "--out", str(tmp_path), "--no-progress"])
     assert result.exit_code != 0
     assert "--judge" in result.output
+
+
+def test_ablation_header_states_a_time_budget_and_the_steps_each_run_reached(tmp_path: Path) -> None:
+    base = replace(tiny_config(tmp_path), max_seconds=600.0, batch_size=16)
+    summaries = {"STED": [TrainSummary(241, {}), TrainSummary(239, {})], "+GHT": [TrainSummary(230, {})]}
+    header = ablation_header(base, 2, EvalConfig(pairs=512), summaries)
+    assert header.startswith(f"# Ablation: 10 min or {base.steps} steps, whichever came first, at batch 16, 2 seed(s)")
+    assert "512 test pairs" in header
+    assert "Steps trained per seed: STED 241, 239; +GHT 230." in header
+
+
+def test_ablation_plot_takes_seeds_that_stopped_at_different_steps(tmp_path: Path) -> None:
+    # A wall-clock budget stopped one seed earlier than the other: the loss curves must still average.
+    def history(last: int) -> list[tuple[int, dict[str, float]]]:
+        return [(step, {"reconstruction": 1.0 / step}) for step in range(50, last + 1, 50)] + [
+            (last, {"reconstruction": 0.0})
+        ]
+
+    metrics = {
+        name: [RedirectionMetrics(512, 8.0 + k, 6.0, 4.0, 7.0, 21.8, 0.6, 3.4, 2.4, 483, 7.8, 2.7) for k in range(2)]
+        for name, _, _ in VARIANTS
+    }
+    summaries = {
+        name: [TrainSummary(381, {}, history(381)), TrainSummary(263, {}, history(263))] for name, _, _ in VARIANTS
+    }
+    plot_ablation(metrics, summaries, tmp_path / "ablation.png")
+    assert (tmp_path / "ablation.png").stat().st_size > 1000
