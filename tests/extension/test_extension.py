@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.extension.browser import grab, poll, region_diffs
 from tests.extension.conftest import Browser, Reference, Service, running_service, screenshots_dir
-from tests.server.browser import browser_missing
+from tests.server.browser import browser_missing, measure_until
 from tests.server.conftest import free_port
 
 if browser_missing():
@@ -63,18 +64,17 @@ def diffs(browser: Browser, reference: Reference, which: str = "local") -> tuple
 
 
 def diffs_once(
-    browser: Browser, reference: Reference, condition: Any, timeout: float = 10.0, which: str = "local"
+    browser: Browser,
+    reference: Reference,
+    condition: Callable[[tuple[float, float]], bool],
+    timeout: float = 10.0,
+    which: str = "local",
 ) -> tuple[float, float]:
     """:func:`diffs` as soon as ``condition(diffs)`` holds, or the last ones after ``timeout`` seconds: the switch
     between the camera's and the service's frames (a session going live, the mode or the switch turned off) takes
     a moment, longer on a loaded machine (a fixed second was once not enough in CI: the page still showed the raw
     camera). The assertions, not this wait, decide."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = diffs(browser, reference, which)
-        if condition(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.25)
+    return measure_until(lambda: diffs(browser, reference, which), condition, timeout)
 
 
 def corrected(found: tuple[float, float]) -> bool:

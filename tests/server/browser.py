@@ -12,10 +12,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -110,6 +110,23 @@ def wait_for(chrome: webdriver.Chrome, script: str, timeout: float = 30.0) -> An
             message = chrome.execute_script("return document.getElementById('message').textContent")
             raise TimeoutError(f"timed out waiting for {script!r}; page state {state}, message {message!r}")
         time.sleep(0.1)
+
+
+T = TypeVar("T")
+
+
+def measure_until(measure: Callable[[], T], condition: Callable[[T], bool], timeout: float = 10.0) -> T:
+    """``measure()`` as soon as ``condition`` holds for it, or its last value after ``timeout`` seconds.
+
+    For pictures that change a moment after the change that causes them (frames in flight, a codec settling,
+    longer on a loaded machine): the caller's assertions, not this wait, decide, with their own thresholds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = measure()
+        if condition(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.25)
 
 
 # Mean |difference| between the camera preview and the corrected video inside the newest eye boxes, and in a

@@ -6,7 +6,6 @@ Skips only where no Chromium is installed and this is not CI; in CI (``CI=true``
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +13,14 @@ import pytest
 from selenium import webdriver
 
 from server.config import ServerSettings
-from tests.server.browser import browser_missing, chromium, region_diff, still_face_y4m, wait_for
+from tests.server.browser import (
+    browser_missing,
+    chromium,
+    measure_until,
+    region_diff,
+    still_face_y4m,
+    wait_for,
+)
 from tests.server.conftest import free_port, start_server
 from tests.server.fakes import BrightEyesBackend
 
@@ -28,12 +34,7 @@ def diff_once(
     chrome: webdriver.Chrome, boxes: list[list[int]], condition: Callable[[dict[str, float]], bool]
 ) -> dict[str, float]:
     """:func:`region_diff` as soon as ``condition`` holds, or the last one after 10 s (the assertions decide)."""
-    deadline = time.monotonic() + 10.0
-    while True:
-        found = region_diff(chrome, boxes)
-        if condition(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.25)
+    return measure_until(lambda: region_diff(chrome, boxes), condition)
 
 
 @pytest.fixture(scope="module")
