@@ -1,7 +1,7 @@
 """Where a redirector's errors come from: gaze and head redirection error, and the judge's floor, per condition.
 
     python bench/eval_breakdown.py [--checkpoint engine/weights/redirector.pt] [--judge engine/weights/estimator_b.pt]
-                                   [--pairs 1024] [--json docs/model/eval_breakdown.json]
+                                   [--pairs 1024] [--json docs/model/eval_breakdown.json] [--mirror] [--judge-mirror]
 
 The test pairs are those ``mirada eval --device cpu`` scores (test subjects, sampler seed 0, batches of 32),
 rendered again with what only the renderer knows (glasses, sensor scale). Each row averages the pairs of one
@@ -25,7 +25,7 @@ from engine.data.synth import Split, SynthSampler
 from engine.eval.metrics import SourceRedirection
 from engine.strip import angular_error_deg
 from engine.train.checkpoint import load_redirector
-from engine.train.estimator import load_estimator
+from engine.train.estimator import Judge, MirrorAveraged, load_estimator
 
 _ERRORS = (
     "gaze_unredirected_deg",
@@ -38,12 +38,19 @@ _ERRORS = (
 
 @torch.no_grad()
 def per_pair(
-    checkpoint: Path, judge_path: Path, pairs: int, batch_size: int = 32, mirror: bool = False
+    checkpoint: Path,
+    judge_path: Path,
+    pairs: int,
+    batch_size: int = 32,
+    mirror: bool = False,
+    judge_mirror: bool = False,
 ) -> tuple[dict[str, Tensor], tuple[float, ...]]:
     """Per-pair errors (degrees) and conditions of the first ``pairs`` evaluation pairs, on the CPU, and the
-    sensor scales the checkpoint's data was drawn at; ``mirror`` scores the mirror ensemble."""
+    sensor scales the checkpoint's data was drawn at; ``mirror`` scores the mirror ensemble, ``judge_mirror``
+    reads with the judge mirror-averaged."""
     model, config, _ = load_redirector(checkpoint, torch.device("cpu"))
-    judge = load_estimator(judge_path, torch.device("cpu"))
+    estimator = load_estimator(judge_path, torch.device("cpu"))
+    judge: Judge = MirrorAveraged(estimator) if judge_mirror else estimator
     model.eval()
     judge.eval()
     sampler = SynthSampler(config.synth, Split.TEST, 0, batch_size, "cpu")
@@ -130,14 +137,16 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1024)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--mirror", action="store_true", help="score the mirror ensemble")
+    parser.add_argument("--judge-mirror", action="store_true", help="read with the judge mirror-averaged")
     args = parser.parse_args()
-    rows, scales = per_pair(args.checkpoint, args.judge, args.pairs, mirror=args.mirror)
+    rows, scales = per_pair(args.checkpoint, args.judge, args.pairs, mirror=args.mirror, judge_mirror=args.judge_mirror)
     table = breakdown(rows, scales)
     text = markdown(table)
     print(text)
     if args.json is not None:
         command = f"python bench/eval_breakdown.py --checkpoint {args.checkpoint} --judge {args.judge}"
         command += " --mirror" if args.mirror else ""
+        command += " --judge-mirror" if args.judge_mirror else ""
         payload = {"command": f"{command} --pairs {args.pairs}", "device": "cpu", "conditions": table}
         if not all(math.isfinite(v) for row in table.values() for v in row.values()):
             raise FloatingPointError("non-finite errors in the breakdown")

@@ -31,7 +31,7 @@ from engine.data.synth import Split, SynthConfig, SynthSampler
 from engine.model import Redirector
 from engine.model.mirror import merge_mirrored_batch, mirror_angles, mirror_strips
 from engine.strip import angular_error_deg
-from engine.train.estimator import GazeHeadEstimator
+from engine.train.estimator import Judge
 
 # --- image metrics ------------------------------------------------------------------------------------------
 
@@ -194,11 +194,12 @@ class SourceRedirection:
 @torch.no_grad()
 def evaluate_redirector(
     model: Redirector,
-    judge: GazeHeadEstimator,
+    judge: Judge,
     synth: SynthConfig,
     config: EvalConfig | None = None,
 ) -> RedirectionMetrics:
-    """Score ``model`` on held-out pairs of ``synth`` with the ``judge`` (estimator B), on the model's device."""
+    """Score ``model`` on held-out pairs of ``synth`` with the ``judge`` (estimator B, or B mirror-averaged), on the
+    model's device."""
     config = config or EvalConfig()
     device = next(model.parameters()).device
     was_training = model.training

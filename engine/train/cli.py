@@ -25,6 +25,8 @@ from engine.train.config import TrainConfig, from_json_dict, to_json_dict
 from engine.train.estimator import (
     EstimatorTrainConfig,
     GazeHeadEstimator,
+    Judge,
+    MirrorAveraged,
     load_estimator,
     train_estimator,
 )
@@ -273,6 +275,10 @@ def train_estimator_command(
     init: Annotated[
         Path | None, typer.Option(help="Start from this estimator checkpoint's weights (fresh optimiser).")
     ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Adam's learning rate (default 1e-3; from --init about 1e-4, or the first steps undo it)."),
+    ] = None,
     lr_schedule: Annotated[
         str | None,
         typer.Option(help="step (decay every lr_decay_steps) or cosine (anneal over --max-minutes)."),
@@ -299,6 +305,7 @@ def train_estimator_command(
             "max_seconds": None if max_minutes is None else 60.0 * max_minutes,
             "cache": None if cache is None else str(cache),
             "init_weights": None if init is None else str(init),
+            "lr": lr,
             "lr_schedule": lr_schedule,
             "mirror_augment": mirror_augment,
         }
@@ -328,6 +335,10 @@ def eval_command(
     mirror: Annotated[
         bool, typer.Option(help="Score the mirror ensemble (each strip redirected with its mirror image, averaged).")
     ] = False,
+    judge_mirror: Annotated[
+        bool,
+        typer.Option(help="Read every strip with the judge twice, as is and mirrored, averaged (a less noisy judge)."),
+    ] = False,
 ) -> None:
     """Evaluate a trained redirector on test-split pairs with estimator B."""
     try:
@@ -340,7 +351,8 @@ def eval_command(
 
             logger.info("the run's judge %s is not here; using the shipped %s", judge_path, DEFAULT_JUDGE)
             judge_path = str(DEFAULT_JUDGE)
-        judge_model = load_estimator(judge_path, target)
+        estimator = load_estimator(judge_path, target)
+        judge_model: Judge = MirrorAveraged(estimator) if judge_mirror else estimator
         metrics = evaluate_redirector(
             model, judge_model, config.synth, EvalConfig(pairs=pairs, batch_size=batch_size, mirror=mirror)
         )

@@ -32,7 +32,8 @@ from engine.data.synth import Split, SynthConfig, SynthSampler
 from engine.data.synth.cache import pair_source
 from engine.device import resolve_device
 from engine.model.layers import register_offset
-from engine.strip import angular_error_deg
+from engine.model.mirror import mirror_mean_angles
+from engine.strip import angular_error_deg, mirror_strips
 from engine.train.checkpoint import (
     capture_rng_state,
     code_version,
@@ -114,6 +115,34 @@ class GazeHeadEstimator(nn.Module):
     def forward(self, strip: Tensor) -> EstimatorOutput:
         """Gaze and head of ``strip`` B x 3 x H x W in [0, 1]."""
         return self.forward_with_features(strip)[0]
+
+
+class MirrorAveraged(nn.Module):
+    """An estimator read on each strip and on its mirror image (one batch of 2 B), the mirror's yaws negated back,
+    the two readings averaged: a judge with less noise, for evaluation only.
+
+    The renderer is left-right symmetric, so a mirrored strip is another valid strip of the mirrored gaze and head;
+    the estimator's errors on the two are partly independent, and averaging cancels part of them (on 1,024
+    validation pairs of the shipped judge B, session 12: the gaze error on open-eyed renders 2.84 -> 2.72°). The
+    result is mirror-equivariant by construction: the reading of a mirrored strip is the mirrored reading.
+    """
+
+    def __init__(self, estimator: GazeHeadEstimator) -> None:
+        super().__init__()
+        self.estimator = estimator
+
+    def forward(self, strip: Tensor) -> EstimatorOutput:
+        """Gaze and head B x 2 of ``strip`` B x 3 x H x W in [0, 1], averaged with the reading of its mirror."""
+        _check_strip(strip)
+        n = strip.shape[0]
+        read = self.estimator(torch.cat((strip, mirror_strips(strip))))  # -> 2 B x 2 each
+        return EstimatorOutput(
+            gaze=mirror_mean_angles(read.gaze[:n], read.gaze[n:]),
+            head=mirror_mean_angles(read.head[:n], read.head[n:]),
+        )
+
+
+Judge = GazeHeadEstimator | MirrorAveraged  # what evaluation reads outputs with
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from engine.eval.metrics import EvalConfig, RedirectionMetrics
+from engine.train.checkpoint import load_payload
 from engine.train.cli import VARIANTS, ablation_header, plot_ablation, register, run_ablation
 from engine.train.config import to_json_dict
 from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig
@@ -32,10 +33,17 @@ def test_train_estimator_command_writes_a_checkpoint(tmp_path: Path) -> None:
     config_path.write_text(json.dumps(to_json_dict(config)))
     out = tmp_path / "b.pt"
     args = ["train-estimator", "--config", str(config_path), "--arch", "b", "--steps", "2", "--batch-size", "2"]
-    result = runner.invoke(_app(), [*args, "--device", "cpu", "--out", str(out), "--no-progress"])
+    result = runner.invoke(_app(), [*args, "--device", "cpu", "--out", str(out), "--no-progress", "--lr", "2.5e-4"])
     assert result.exit_code == 0, result.output
     assert out.is_file()
     assert "estimator b: validation gaze" in result.output
+    saved = load_payload(out)["train_config"]
+    assert saved["lr"] == 2.5e-4
+    assert saved["estimator"]["arch"] == "b"
+
+    result = runner.invoke(_app(), [*args, "--device", "cpu", "--out", str(out), "--no-progress", "--lr", "0"])
+    assert result.exit_code != 0
+    assert "lr > 0" in result.output
 
 
 def test_train_then_eval_commands(tmp_path: Path) -> None:
@@ -58,6 +66,14 @@ def test_train_then_eval_commands(tmp_path: Path) -> None:
     metrics = json.loads(result.output)
     assert metrics["pairs"] == 2
     assert set(metrics) >= {"gaze_redirection_deg", "gaze_to_head_deg", "psnr_db", "ssim", "judge_gaze_floor_deg"}
+
+    args = ["eval", str(run / "last.pt"), "--json", "--pairs", "2", "--device", "cpu", "--judge-mirror"]
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    averaged = json.loads(result.output)
+    # The same outputs and renders, read by the mirror-averaged judge: its readings differ, so do the floors.
+    assert averaged["psnr_db"] == metrics["psnr_db"]
+    assert averaged["judge_gaze_floor_deg"] != metrics["judge_gaze_floor_deg"]
 
 
 def test_train_refuses_a_run_without_an_estimator(tmp_path: Path) -> None:
