@@ -426,6 +426,14 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
             )
         model.load_state_dict(initial.state_dict())
         logger.info("estimator %s starts from %s", config.estimator.arch, config.init_weights)
+        if config.lr >= 1e-3:
+            # Measured in session 12 (docs/MODEL.md): a fresh Adam at 1e-3 took the shipped judge B from 3.4 to 12 deg
+            # of validation gaze error in 5 steps; at 1e-4 it stayed near where it started.
+            logger.warning(
+                "fine-tuning from %s at lr %g: the first steps may undo the weights; about 1e-4 keeps them",
+                config.init_weights,
+                config.lr,
+            )
 
     def checkpoint(at: int) -> None:
         extra = {

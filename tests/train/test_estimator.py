@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from engine.train.estimator import (
     EstimatorB,
     EstimatorConfig,
     EstimatorTrainConfig,
+    GazeHeadEstimator,
     MirrorAveraged,
     build_estimator,
     estimator_loss,
@@ -93,7 +95,7 @@ def test_train_estimator_checkpoints_and_resumes_exactly(tmp_path: Path) -> None
     torch.testing.assert_close(loaded(x).gaze, full.model(x).gaze)
 
 
-def test_train_estimator_can_start_from_other_weights(tmp_path: Path) -> None:
+def test_train_estimator_can_start_from_other_weights(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     def config(steps: int, out: Path, init: Path | None = None, width: int = 8) -> EstimatorTrainConfig:
         return _tiny_config(steps, out, width, val_batches=0, seed=5, init_weights=None if init is None else str(init))
 
@@ -106,6 +108,13 @@ def test_train_estimator_can_start_from_other_weights(tmp_path: Path) -> None:
     assert not torch.allclose(fresh.model(x).gaze, first.model(x).gaze, atol=1e-5)
     with pytest.raises(ValueError, match="estimator"):
         train_estimator(config(1, tmp_path / "wide.pt", tmp_path / "first.pt", width=16), progress=False)
+    # Fine-tuning at the from-scratch rate is warned about (it undid the shipped judge in session 12); slower is not.
+    with caplog.at_level(logging.WARNING, logger="engine.train.estimator"):
+        train_estimator(config(1, tmp_path / "fast.pt", tmp_path / "first.pt"), progress=False)
+        assert "may undo the weights" in caplog.text
+        caplog.clear()
+        train_estimator(replace(config(1, tmp_path / "slow.pt", tmp_path / "first.pt"), lr=1e-4), progress=False)
+        assert "may undo the weights" not in caplog.text
 
 
 def test_the_cosine_schedule_anneals_over_the_time_budget(tmp_path: Path) -> None:
@@ -128,14 +137,20 @@ def test_mirror_augmentation_changes_what_training_sees(tmp_path: Path) -> None:
     assert load_payload(tmp_path / "mirrored.pt")["train_config"]["mirror_augment"] is True
 
 
-def test_the_shipped_judge_reads_mirrored_renders_as_well_as_the_renders() -> None:
-    # The mirror ensemble and the mirror augmentation rest on the renderer being left-right symmetric, with yaw
-    # changing sign in the mirror: with a wrong sign the mirrored readings would be off by twice every yaw.
+def _shipped_judge_and_validation_strips(batches: int) -> tuple[GazeHeadEstimator, StripBatch]:
+    """The shipped judge B and the sources and targets of the first ``batches`` x 32 validation pairs drawn with
+    the shipped model's renderer settings."""
     judge = load_estimator(DEFAULT_JUDGE)
     _, config, _ = load_redirector(DEFAULT_CHECKPOINT)
     sampler = SynthSampler(config.synth, Split.VAL, 0, 32)
-    pairs = [sampler.pairs(index) for index in range(2)]
-    strips = StripBatch.cat([s for pair in pairs for s in (pair.source, pair.target)])  # 128 strips
+    pairs = [sampler.pairs(index) for index in range(batches)]
+    return judge, StripBatch.cat([s for pair in pairs for s in (pair.source, pair.target)])
+
+
+def test_the_shipped_judge_reads_mirrored_renders_as_well_as_the_renders() -> None:
+    # The mirror ensemble and the mirror augmentation rest on the renderer being left-right symmetric, with yaw
+    # changing sign in the mirror: with a wrong sign the mirrored readings would be off by twice every yaw.
+    judge, strips = _shipped_judge_and_validation_strips(2)  # 128 strips
     errors = {}
     with torch.no_grad():
         for mirror in (False, True):
@@ -170,11 +185,7 @@ def test_the_mirror_averaged_estimator_is_mirror_equivariant_and_averages_both_r
 
 def test_the_mirror_averaged_judge_reads_renders_better_than_the_judge() -> None:
     # What `mirada eval --judge-mirror` rests on: averaging the two readings cancels part of the judge's noise.
-    judge = load_estimator(DEFAULT_JUDGE)
-    _, config, _ = load_redirector(DEFAULT_CHECKPOINT)
-    sampler = SynthSampler(config.synth, Split.VAL, 0, 32)
-    pairs = [sampler.pairs(index) for index in range(4)]
-    strips = StripBatch.cat([s for pair in pairs for s in (pair.source, pair.target)])  # 256 strips
+    judge, strips = _shipped_judge_and_validation_strips(4)  # 256 strips
     with torch.no_grad():
         reads = {"plain": judge(strips.image), "averaged": MirrorAveraged(judge)(strips.image)}
     gaze = {k: float(angular_error_deg(r.gaze, strips.gaze)[~strips.closed].mean()) for k, r in reads.items()}
