@@ -195,6 +195,10 @@ def train_command(
     cache: Annotated[Path | None, typer.Option(help="Train from this pair cache (mirada synth cache).")] = None,
     init: Annotated[Path | None, typer.Option(help="Start from these redirector weights (fine-tuning).")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="fp32, or bf16 (bfloat16 autocast, float32 weights; faster only with bf16 hardware)."),
+    ] = None,
     ablation: Annotated[
         bool, typer.Option("--ablation", help="Train STED, +GHT, +SG, +GHT+SG and compare them.")
     ] = False,
@@ -217,6 +221,7 @@ def train_command(
         "cache": None if cache is None else str(cache),
         "init_weights": None if init is None else str(init),
         "lr": lr,
+        "precision": precision,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
@@ -288,6 +293,10 @@ def train_estimator_command(
         bool | None,
         typer.Option(help="Mirror half of the training strips left to right (yaws negated)."),
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="fp32, or bf16 (bfloat16 autocast, float32 weights; faster only with bf16 hardware)."),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Train a gaze/head estimator on synthetic strips (A for the training losses, B for evaluation)."""
@@ -308,6 +317,7 @@ def train_estimator_command(
             "lr": lr,
             "lr_schedule": lr_schedule,
             "mirror_augment": mirror_augment,
+            "precision": precision,
         }
         cfg = replace(base, estimator=est, **{k: v for k, v in overrides.items() if v is not None})
         if out is not None:
@@ -456,6 +466,9 @@ def recipe_command(
     seeds: Annotated[int, typer.Option(help="Seeds per variant in the ablation.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Pairs per step of every redirector run.")] = 64,
     eval_pairs: Annotated[int, typer.Option(help="Held-out test pairs per evaluation.")] = 1024,
+    precision: Annotated[
+        str, typer.Option(help="fp32, or bf16 for every run (bfloat16 autocast; not yet measured on a GPU).")
+    ] = "fp32",
 ) -> None:
     """The whole recipe of the shipped model on a time budget: cache, estimators, ablation, final, export."""
     from engine.train.recipe import RecipeConfig, run_recipe  # imports this module: load it only when used
@@ -472,6 +485,7 @@ def recipe_command(
         seeds=seeds,
         batch_size=batch_size,
         eval_pairs=eval_pairs,
+        precision=precision,  # type: ignore[arg-type]  # checked by RecipeConfig
     )
     summary = run_recipe(config)
     typer.echo(summary["ablation_table"])

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from engine.data.synth.sampler import SynthConfig
 from engine.model.config import RedirectorConfig
+from engine.train.precision import Precision, check_precision
 
 T = TypeVar("T")
 
@@ -193,8 +194,12 @@ class TrainConfig:
     judge_checkpoint: str | None = None
     # Start from these redirector weights (any checkpoint load_redirector reads) instead of a random init.
     init_weights: str | None = None
+    # "bf16": each step's forward and losses under bfloat16 autocast, weights and Adam in float32
+    # (engine.train.precision); checkpoints and evaluation stay float32.
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         positive = {
             "steps": self.steps,
             "batch_size": self.batch_size,

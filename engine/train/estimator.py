@@ -43,6 +43,7 @@ from engine.train.checkpoint import (
     save_payload,
 )
 from engine.train.config import from_json_dict, to_json_dict
+from engine.train.precision import Precision, autocast, check_precision, warn_if_emulated
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ def feature_distance(a: list[Tensor], b: list[Tensor]) -> Tensor:
 def estimator_loss(model: GazeHeadEstimator, strips: StripBatch, kind: Literal["l1", "l2"] = "l1") -> Tensor:
     """The training loss of an estimator on labelled strips: L1 (or L2) of gaze and head angles, summed."""
     out = model(strips.image)
-    pred = torch.cat((out.gaze, out.head), dim=1)  # -> B x 4
+    pred = torch.cat((out.gaze, out.head), dim=1).float()  # -> B x 4 (float32 also under bf16 autocast)
     label = torch.cat((strips.gaze, strips.head), dim=1)
     per_angle = (pred - label).abs() if kind == "l1" else (pred - label).square()
     return per_angle.mean(dim=0).sum()
@@ -351,8 +352,11 @@ class EstimatorTrainConfig:
     # Mirror each training strip left to right with probability one half (yaws negated): the renderer is symmetric,
     # so this doubles the subjects and scenes seen at no rendering cost.
     mirror_augment: bool = False
+    # "bf16": forward and loss under bfloat16 autocast, weights and optimiser in float32 (engine.train.precision).
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         for name in ("steps", "batch_size", "lr_decay_steps", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -402,6 +406,7 @@ def estimator_error(
 def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress: bool = True) -> EstimatorTrainResult:
     """Train an estimator from scratch (or, with ``resume``, from the checkpoint at ``config.out``)."""
     device = resolve_device(config.device)
+    warn_if_emulated(device, config.precision)
     torch.manual_seed(config.seed)
     model = build_estimator(config.estimator).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -460,7 +465,8 @@ def train_estimator(config: EstimatorTrainConfig, resume: bool = False, progress
         strips = StripBatch.cat([pair.source, pair.target])
         if config.mirror_augment:
             strips = strips.mirrored(torch.rand(len(strips), device=strips.image.device) < 0.5)
-        loss = estimator_loss(model, strips, config.loss)
+        with autocast(device, config.precision):
+            loss = estimator_loss(model, strips, config.loss)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()

@@ -59,6 +59,7 @@ from engine.train.estimator import (
     save_estimator,
     train_estimator,
 )
+from engine.train.precision import Precision, check_precision
 from engine.train.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -89,9 +90,12 @@ class RecipeConfig:
     calibration_pairs: int = 8192
     gain_pairs: int = 1024
     threads_per_run: int = 2
+    # Of every estimator and redirector run: "bf16" trains under bfloat16 autocast (engine.train.precision).
+    precision: Precision = "fp32"
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         budgets = (self.cache_seconds, self.estimator_seconds, self.ablation_seconds)
         if min(budgets) <= 0 or self.final_seconds < 0:
             raise ValueError("stage budgets must be positive (final_seconds may be 0 to skip the final stage)")
@@ -160,6 +164,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
                     max_seconds=config.estimator_seconds,
                     synth=config.synth,
                     cache=str(cache),
+                    precision=config.precision,
                 ),
                 config.threads_per_run,
             ),
@@ -190,6 +195,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         cache=str(cache),
         estimator_checkpoint=str(est_paths["a"]),
         judge_checkpoint=str(est_paths["b"]),
+        precision=config.precision,
     )
     runs = [
         (

@@ -65,6 +65,7 @@ from engine.train.losses import (
     pseudo_label_loss,
     reconstruction_l1,
 )
+from engine.train.precision import autocast, warn_if_emulated
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +198,11 @@ class RedirectorLosses(nn.Module):
             terms["sg"] = self.sg_loss(fs.gaze_emb, fs.head_emb, fs.appearance, generator)
 
         weights = cfg.weights
+        # float32 terms: under bf16 autocast some come out in bfloat16, and the sum (and the logs) should not.
+        terms = {name: value.float() for name, value in terms.items()}
         total = torch.stack([getattr(weights, name) * value for name, value in terms.items()]).sum()
         terms["total"] = total
-        return terms, inconsistency
+        return terms, inconsistency.float()
 
 
 # --- the trainer --------------------------------------------------------------------------------------------
@@ -233,6 +236,7 @@ class Trainer:
         self.config = config
         self.dist = dist_context or DistContext()
         self.device = resolve_device(config.device, self.dist.local_rank)
+        warn_if_emulated(self.device, config.precision)
         self.progress = progress and self.dist.is_main
         self.run_dir = Path(config.log_dir)
         if estimator is None:
@@ -271,7 +275,8 @@ class Trainer:
         """One optimiser step on ``batch``; returns the detached loss terms (and ``total``) of the step."""
         batch = batch.to(self.device)
         self.step_module.train()
-        terms, inconsistency = self.step_module(batch, self.alpha, self.generator)
+        with autocast(self.device, self.config.precision):
+            terms, inconsistency = self.step_module(batch, self.alpha, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from engine.eval.metrics import EvalConfig, RedirectionMetrics
 from engine.train.checkpoint import load_payload
 from engine.train.cli import VARIANTS, ablation_header, plot_ablation, register, run_ablation
-from engine.train.config import to_json_dict
+from engine.train.config import TrainConfig, to_json_dict
 from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig
 from engine.train.trainer import TrainSummary
 from tests.train.helpers import TINY_SYNTH, tiny_config, tiny_estimator, tiny_estimator_file
@@ -40,6 +40,13 @@ def test_train_estimator_command_writes_a_checkpoint(tmp_path: Path) -> None:
     saved = load_payload(out)["train_config"]
     assert saved["lr"] == 2.5e-4
     assert saved["estimator"]["arch"] == "b"
+    assert saved["precision"] == "fp32"
+
+    result = runner.invoke(
+        _app(), [*args, "--device", "cpu", "--out", str(out), "--no-progress", "--precision", "bf16"]
+    )
+    assert result.exit_code == 0, result.output
+    assert load_payload(out)["train_config"]["precision"] == "bf16"
 
     result = runner.invoke(_app(), [*args, "--device", "cpu", "--out", str(out), "--no-progress", "--lr", "0"])
     assert result.exit_code != 0
@@ -53,9 +60,10 @@ def test_train_then_eval_commands(tmp_path: Path) -> None:
     config.save(tmp_path / "train.json")
     run = tmp_path / "run"
     args = ["train", "--config", str(tmp_path / "train.json"), "--steps", "2", "--out", str(run), "--no-ght"]
-    result = runner.invoke(_app(), [*args, "--estimator", str(estimator), "--no-progress"])
+    result = runner.invoke(_app(), [*args, "--estimator", str(estimator), "--no-progress", "--precision", "bf16"])
     assert result.exit_code == 0, result.output
     assert "+SG: step 2" in result.output
+    assert TrainConfig.load(run / "config.json").precision == "bf16"
 
     result = runner.invoke(_app(), ["train", "--resume", str(run / "last.pt"), "--steps", "3", "--no-progress"])
     assert result.exit_code == 0, result.output

@@ -117,6 +117,26 @@ def test_train_estimator_can_start_from_other_weights(tmp_path: Path, caplog: py
         assert "may undo the weights" not in caplog.text
 
 
+def test_bf16_training_reads_like_fp32_and_saves_float32_weights(tmp_path: Path) -> None:
+    model = build_estimator(EstimatorConfig(arch="b", width=8, hidden_dim=16))
+    strips = SynthSampler(TINY_SYNTH, Split.TRAIN, 0, 4, "cpu").pairs(0).source
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = estimator_loss(model, strips)
+        full = estimator_loss(model, strips)
+    assert low.dtype == torch.float32
+    assert float(low) == pytest.approx(float(full), rel=0.02)
+
+    result = train_estimator(_tiny_config(3, tmp_path / "bf16.pt", precision="bf16"), progress=False)
+    assert len(result.losses) == 3
+    assert all(math.isfinite(v) for v in result.losses)
+    payload = load_payload(tmp_path / "bf16.pt")
+    assert payload["train_config"]["precision"] == "bf16"
+    assert all(v.dtype == torch.float32 for v in payload["model"].values() if v.is_floating_point())
+    with pytest.raises(ValueError, match="precision"):
+        _tiny_config(1, tmp_path / "x.pt", precision="fp16")
+
+
 def test_the_cosine_schedule_anneals_over_the_time_budget(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_seconds"):
         _tiny_config(1, tmp_path / "x.pt", lr_schedule="cosine")

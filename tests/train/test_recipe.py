@@ -32,6 +32,7 @@ def test_recipe_runs_every_stage_and_ships_a_slim_checkpoint(tmp_path: Path) -> 
         eval_pairs=8,
         calibration_pairs=8,
         threads_per_run=1,
+        precision="bf16",
         train=tiny_config(tmp_path / "unused"),
     )
     summary = run_recipe(config)
@@ -56,6 +57,8 @@ def test_recipe_runs_every_stage_and_ships_a_slim_checkpoint(tmp_path: Path) -> 
     assert "rng" not in payload
     model, cfg, _ = load_redirector(shipped)
     assert cfg.variant == "+GHT+SG"
+    assert cfg.precision == "bf16"  # every run of the recipe trained as configured
+    assert load_payload(out / "estimator_b.pt")["train_config"]["precision"] == "bf16"
     assert cfg.model == config.train.model
     original = load_payload(out / "final" / "last.pt")
     for name, value in model.state_dict().items():
@@ -97,3 +100,5 @@ def test_recipe_rejects_bad_budgets() -> None:
         RecipeConfig(ablation_seconds=0)
     with pytest.raises(ValueError, match="cache_min_pairs"):
         RecipeConfig(cache_min_pairs=10, cache_max_pairs=5)
+    with pytest.raises(ValueError, match="precision"):
+        RecipeConfig(precision="fp16")  # type: ignore[arg-type]

@@ -26,6 +26,24 @@ def test_steps_on_a_fixed_batch_reduce_the_total_loss(tmp_path: Path) -> None:
     assert 0.0 <= float(trainer.alpha) <= 1.0
 
 
+def test_bf16_steps_reduce_the_loss_like_fp32_and_keep_float32_weights(tmp_path: Path) -> None:
+    batch = SynthSampler(TINY_SYNTH, Split.TRAIN, seed=0, batch_size=4).pairs(0)
+    totals = {}
+    for precision in ("fp32", "bf16"):
+        trainer = Trainer(tiny_config(tmp_path / precision, precision=precision), tiny_estimator(), progress=False)
+        steps = [trainer.train_step(batch) for _ in range(8)]
+        assert all(value.dtype == torch.float32 for value in steps[-1].values())
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+        totals[precision] = [float(s["total"]) for s in steps]
+    fp32, bf16 = totals["fp32"], totals["bf16"]
+    # The same first step up to bfloat16 rounding, and the same descent.
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.02)
+    assert max(bf16[-2:]) < 0.9 * bf16[0], bf16
+    assert max(bf16[-2:]) == pytest.approx(max(fp32[-2:]), rel=0.15)
+    with pytest.raises(ValueError, match="precision"):
+        tiny_config(tmp_path, precision="fp16")
+
+
 def test_resuming_a_checkpoint_reproduces_the_next_step(tmp_path: Path) -> None:
     estimator = tiny_estimator()
     config = tiny_config(tmp_path / "run", steps=3, checkpoint_every=2)
