@@ -7,13 +7,18 @@ The renderer now makes about 25,000 strips/s eagerly on an H200 (it made 5,500 i
 redirector (estimator A, the critic, stays as shipped), each for ``SECONDS``. Then both redirectors (shipped and
 new) are scored on the same 1,024 test pairs by both judges (shipped and new); which one ships is decided from
 that table, not here. Environment: ``DEV`` (cuda), ``NPAIRS``, ``SECONDS`` (330), ``EVAL`` (1024 pairs),
-``BATCH`` (redirector pairs per step, 64), ``BBATCH`` (judge pairs per step, 128).
+``BATCH`` (redirector pairs per step, 64), ``BBATCH`` (judge pairs per step, 128), ``BLR`` (the judge's rate,
+1e-4), ``BSCHEDULE`` (cosine, over ``SECONDS``; or step, halved every ``BDECAY`` steps), ``PRECISION`` (fp32).
 
 Since session 8 the new judge and the new redirector are calibrated (``engine.train.calibrate``, on ``CALPAIRS``
 training pairs, 8,192) before that table is made, and since session 9 the new redirector's move gain too (against
 the shipped critic A, on ``GAINPAIRS`` training pairs, 1,024); ``CALIBRATE=0`` runs it as session 4 did. The shipped
 estimators it starts from are calibrated already, so the redirector now trains against an unbiased critic.
-Since session 10 each redirector is scored also as the mirror ensemble (rows "... mirrored by ...").
+Since session 10 each redirector is scored also as the mirror ensemble (rows "... mirrored by ..."), and since
+session 14 also by each judge mirror-averaged (session 12's less noisy reading, judges "..._b_mirror").
+Session 14 also set the judge's rate to ``BLR`` (1e-4: session 12 found that a fresh Adam at 1e-3 undoes the
+shipped judge in a few steps; session 4 ran this at 5e-4, from a weaker B) and added ``PRECISION`` (fp32 or bf16,
+for both training runs; measure first with ``python bench/train_precision.py --device cuda``).
 A tiny CPU run that checks the script end to end:
 ``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 GAINPAIRS=32 OUT=/tmp/c3o WORK=/tmp/c3w``.
 """
@@ -32,7 +37,14 @@ from engine.eval.metrics import EvalConfig, evaluate_redirector
 from engine.train.calibrate import GAIN_CONFIG, CalibrationConfig, calibrate_checkpoint, calibrate_gain_checkpoint
 from engine.train.checkpoint import load_payload, load_redirector, ship_checkpoint
 from engine.train.config import TrainConfig, to_json_dict
-from engine.train.estimator import EstimatorConfig, EstimatorTrainConfig, load_estimator, save_estimator
+from engine.train.estimator import (
+    EstimatorConfig,
+    EstimatorTrainConfig,
+    Judge,
+    MirrorAveraged,
+    load_estimator,
+    save_estimator,
+)
 from engine.train.recipe import _estimator_job, _fast_cuda, _redirector_job, _run_parallel
 
 if __name__ == "__main__":
@@ -41,12 +53,13 @@ if __name__ == "__main__":
     dev = env("DEV", "cuda")
     npairs, seconds, pairs_eval = int(env("NPAIRS", "65536")), float(env("SECONDS", "330")), int(env("EVAL", "1024"))
     batch, bbatch = int(env("BATCH", "64")), int(env("BBATCH", "128"))
+    blr, precision = float(env("BLR", "1e-4")), env("PRECISION", "fp32")
     out, work, shipped = Path(env("OUT", "/tmp/c3out")), Path(env("WORK", "/tmp/c3")), Path("engine/weights")
     out.mkdir(exist_ok=True, parents=True)
     work.mkdir(exist_ok=True, parents=True)
     _fast_cuda()
     t0 = time.monotonic()
-    summary: dict = {"npairs": npairs, "seconds": seconds}
+    summary: dict = {"npairs": npairs, "seconds": seconds, "judge_lr": blr, "precision": precision}
     cache = work / "pairs.h5"
     render_batch = min(2048, npairs)
     write_cache(
@@ -71,12 +84,14 @@ if __name__ == "__main__":
         lr=3e-4,
         device=dev,
         seed=4,
+        precision=precision,
     )
     bcfg = EstimatorTrainConfig(
         estimator=EstimatorConfig(arch="b", width=24),
         steps=10**7,
         batch_size=bbatch,
-        lr=5e-4,
+        lr=blr,
+        lr_schedule="cosine" if env("BSCHEDULE", "cosine") == "cosine" else "step",
         lr_decay=0.5,
         lr_decay_steps=int(env("BDECAY", "700")),
         seed=2,
@@ -86,6 +101,7 @@ if __name__ == "__main__":
         max_seconds=seconds,
         cache=str(cache),
         init_weights=str(shipped / "estimator_b.pt"),
+        precision=precision,
     )
     res = _run_parallel([(_estimator_job, (bcfg, 4)), (_redirector_job, (cfg, pairs_eval, 4))])
     summary["judge_b"] = res[0]
@@ -103,7 +119,10 @@ if __name__ == "__main__":
         critic = shipped / "estimator_a.pt"
         gain = calibrate_gain_checkpoint(new_path, critic, config=gain_cal, device=dev, progress=False)
         summary["calibration"]["new_gain"] = to_json_dict(gain)
-    judges = {"shipped_b": load_estimator(shipped / "estimator_b.pt", dev), "new_b": load_estimator(bcfg.out, dev)}
+    judges: dict[str, Judge] = {}
+    for judge_name, judge_path in (("shipped_b", shipped / "estimator_b.pt"), ("new_b", Path(bcfg.out))):
+        judges[judge_name] = load_estimator(judge_path, dev)
+        judges[f"{judge_name}_mirror"] = MirrorAveraged(judges[judge_name])
     models = {"shipped": shipped / "redirector.pt", "new": new_path}
     table = {}
     for model_name, path in models.items():
