@@ -27,6 +27,7 @@ from tqdm import tqdm
 from engine.data.batch import PairBatch, StripBatch
 from engine.data.synth import Split, SynthSampler
 from engine.train.checkpoint import load_redirector
+from engine.train.config import TrainConfig
 from engine.train.estimator import estimator_loss, load_estimator
 from engine.train.precision import PRECISIONS, autocast
 from engine.train.trainer import Trainer
@@ -70,9 +71,10 @@ def estimator_run(batches: list[StripBatch], precision: str, device: torch.devic
     return _summary(times, losses)
 
 
-def redirector_run(batches: list[PairBatch], precision: str, device: torch.device, batch_size: int) -> dict[str, Any]:
-    """Train the shipped redirector further with its own config for ``len(batches)`` Trainer steps."""
-    _, config, _ = load_redirector(REDIRECTOR)
+def redirector_run(
+    batches: list[PairBatch], precision: str, device: torch.device, batch_size: int, config: TrainConfig
+) -> dict[str, Any]:
+    """Train the shipped redirector further with its own ``config`` for ``len(batches)`` Trainer steps."""
     config = replace(
         config,
         device=str(device),
@@ -129,7 +131,7 @@ def main() -> None:
             if job == "estimator_b":
                 results[precision] = estimator_run(strips, precision, device)
             else:
-                results[precision] = redirector_run(pairs, precision, device, args.redirector_batch)
+                results[precision] = redirector_run(pairs, precision, device, args.redirector_batch, config)
         fp32, bf16 = results["fp32"], results["bf16"]
         results["speedup_bf16"] = fp32["median_s_per_step"] / bf16["median_s_per_step"]
         report[job] = results

@@ -42,6 +42,9 @@ VARIANTS: tuple[tuple[str, bool, bool], ...] = (
     ("+GHT+SG", True, True),
 )
 
+# One help text for the --precision of every training command (engine.train.precision).
+PRECISION_HELP = "fp32, or bf16 (bfloat16 autocast, float32 weights; faster only with bf16 hardware)."
+
 
 # --- the ablation -------------------------------------------------------------------------------------------
 
@@ -197,7 +200,7 @@ def train_command(
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     precision: Annotated[
         str | None,
-        typer.Option(help="fp32, or bf16 (bfloat16 autocast, float32 weights; faster only with bf16 hardware)."),
+        typer.Option(help=PRECISION_HELP),
     ] = None,
     ablation: Annotated[
         bool, typer.Option("--ablation", help="Train STED, +GHT, +SG, +GHT+SG and compare them.")
@@ -295,7 +298,7 @@ def train_estimator_command(
     ] = None,
     precision: Annotated[
         str | None,
-        typer.Option(help="fp32, or bf16 (bfloat16 autocast, float32 weights; faster only with bf16 hardware)."),
+        typer.Option(help=PRECISION_HELP),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
@@ -466,9 +469,7 @@ def recipe_command(
     seeds: Annotated[int, typer.Option(help="Seeds per variant in the ablation.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Pairs per step of every redirector run.")] = 64,
     eval_pairs: Annotated[int, typer.Option(help="Held-out test pairs per evaluation.")] = 1024,
-    precision: Annotated[
-        str, typer.Option(help="fp32, or bf16 for every run (bfloat16 autocast; not yet measured on a GPU).")
-    ] = "fp32",
+    precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
 ) -> None:
     """The whole recipe of the shipped model on a time budget: cache, estimators, ablation, final, export."""
     from engine.train.recipe import RecipeConfig, run_recipe  # imports this module: load it only when used
