@@ -148,6 +148,10 @@ class LossWeights:
     redirection: float = 5.0  # the frozen estimator's gaze and head of the output match the target labels
     ght: float = 1.0  # GHT gaze-consistency
     sg: float = 1.0  # structured-gaze metric loss
+    # L1 of the source warped by the output's flow alone (no residual) against the target render: what the
+    # corrector pastes on real frames. Off by default (the shipped model was trained without it, and its warp
+    # moves the pupils about half way; docs/MODEL.md, "What the corrector pastes").
+    warp: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

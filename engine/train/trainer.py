@@ -46,6 +46,7 @@ from engine.data.synth.cache import pair_source
 from engine.device import resolve_device
 from engine.model import Factors, Redirector
 from engine.model.ght import ght_consistency, ght_interpolate, next_alpha
+from engine.model.warp import warp
 from engine.train.checkpoint import (
     FORMAT_VERSION,
     REDIRECTOR_KIND,
@@ -175,9 +176,16 @@ class RedirectorLosses(nn.Module):
                 model.redirect(fs, fs.gaze_pl, t.head),
             ]
         )
-        outputs = model.decode(moved, s.image.repeat(3, 1, 1, 1)).strip_out  # -> 3B x 3 x H x W
+        decoded = model.decode(moved, s.image.repeat(3, 1, 1, 1))
+        outputs = decoded.strip_out  # -> 3B x 3 x H x W
         full = outputs[:n]
         terms["reconstruction"] = reconstruction_l1(full, t.image)
+        if cfg.weights.warp > 0:
+            # The corrector pastes the warp alone on real frames (the residual is synthetic-looking there), so
+            # the warp itself must carry the move: the source warped by the flow, without the residual, is
+            # compared with the target render too.
+            warped = warp(s.image, decoded.flow[:n], (cfg.model.height, cfg.model.width))  # -> B x 3 x H x W
+            terms["warp"] = reconstruction_l1(warped, t.image)
 
         with torch.no_grad():
             reference, reference_features = self.estimator.forward_with_features(torch.cat((s.image, t.image)))
@@ -203,6 +211,23 @@ class RedirectorLosses(nn.Module):
         total = torch.stack([getattr(weights, name) * value for name, value in terms.items()]).sum()
         terms["total"] = total
         return terms, inconsistency.float()
+
+
+def widen_flow_bound(state: dict[str, Tensor], old_px: float, new_px: float) -> dict[str, Tensor]:
+    """Redirector weights trained with the flow bounded at ``old_px`` (``max_flow_px``), for a model bounded at
+    ``new_px``: the flow head's weights and bias are scaled by ``old_px / new_px``, so that
+    ``new_px tanh(x old/new) ~ old_px tanh(x)`` where the flow is small (most of the strip) and fine-tuning
+    starts from (about) the same warp, with room for larger moves."""
+    if old_px <= 0 or new_px <= 0:
+        raise ValueError(f"flow bounds must be positive, got {old_px} and {new_px}")
+    ratio = old_px / new_px
+    scaled = dict(state)
+    for name in ("decoder.flow_head.weight", "decoder.flow_head.bias"):
+        if name not in scaled:
+            raise KeyError(f"{name} missing from the redirector's weights")
+        scaled[name] = scaled[name] * ratio
+    logger.info("flow bound %.1f -> %.1f px: flow head scaled by %.3f", old_px, new_px, ratio)
+    return scaled
 
 
 # --- the trainer --------------------------------------------------------------------------------------------
@@ -253,7 +278,11 @@ class Trainer:
         if config.init_weights is not None:
             init = load_payload(config.init_weights)
             require_kind(init, REDIRECTOR_KIND, config.init_weights)
-            self.model.load_state_dict(init["model"])
+            state = dict(init["model"])
+            trained_bound = float(init["config"]["model"]["max_flow_px"])
+            if trained_bound != config.model.max_flow_px:
+                state = widen_flow_bound(state, trained_bound, config.model.max_flow_px)
+            self.model.load_state_dict(state)
             logger.info("initialised the redirector from %s", config.init_weights)
         self.losses = RedirectorLosses(self.model, estimator.to(self.device), config).to(self.device)
         self.step_module: nn.Module = self.losses

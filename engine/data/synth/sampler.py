@@ -58,6 +58,9 @@ class SynthConfig:
     closed_fraction: float = 0.04
     blink_fraction: float = 0.08
     pair_same_blink: bool = True  # targets keep the source's lid closure: only gaze moves the lids
+    # targets keep the source's head pose, as in the corrector, which moves only the gaze (the target gaze is
+    # clamped to the eye's range in that head); off for training, which learns to move the head too
+    pair_same_head: bool = False
     # sensor resolution relative to the strip: 0.4 is what a 640 x 480 webcam gives at 60 cm, 0.85 a 720p one
     render_scales: tuple[float, ...] = (0.4, 0.5, 0.625, 0.75, 1.0)
     camera_effects: bool = True
@@ -96,6 +99,12 @@ def draw_pose(config: SynthConfig, n: int, gen: torch.Generator, device: torch.d
     none = ~ok.any(dim=1)
     head = torch.where(none.unsqueeze(-1), gaze * 0.5, head)
     return head, gaze
+
+
+def _eye_in_head(config: SynthConfig, head: Tensor, gaze: Tensor) -> Tensor:
+    """``gaze`` B x 2 clamped to where the eye can turn in ``head`` (``eye_in_head_deg`` either way)."""
+    limit = torch.tensor([math.radians(a) for a in config.eye_in_head_deg], device=head.device)
+    return torch.minimum(torch.maximum(gaze, head - limit), head + limit)
 
 
 def _colour_temperature(kelvin: Tensor) -> Tensor:
@@ -191,10 +200,13 @@ class Rendered:
     pupil_px: Tensor  # B x 2 x 2
     glasses: Tensor  # B bool
     scale: Tensor  # B, the sensor's resolution relative to the strip (one of ``SynthConfig.render_scales``)
+    scene: Scene  # what was rendered (the subjects' appearance follows from ``strips.subject``)
 
     def index(self, rows: Tensor) -> Rendered:
         """The images at ``rows``."""
-        return Rendered(self.strips.index(rows), self.pupil_px[rows], self.glasses[rows], self.scale[rows])
+        return Rendered(
+            self.strips.index(rows), self.pupil_px[rows], self.glasses[rows], self.scale[rows], self.scene.index(rows)
+        )
 
 
 class SynthRenderer:
@@ -345,6 +357,8 @@ class SynthSampler:
         light = draw_lighting(n, gen, dev)
         head_s, gaze_s = draw_pose(cfg, n, gen, dev)
         head_t, gaze_t = draw_pose(cfg, n, gen, dev)
+        if cfg.pair_same_head:  # drawn all the same, so every other draw stays as without the option
+            head_t, gaze_t = head_s, _eye_in_head(cfg, head_s, gaze_t)
         blink_s = draw_blink(cfg, n, gen, dev)
         blink_t = blink_s if cfg.pair_same_blink else draw_blink(cfg, n, gen, dev)
         fix_s = _span(gen, dev, *cfg.fixation_mm, n)
@@ -393,8 +407,8 @@ class SynthSampler:
         scales = torch.tensor(cfg.render_scales, device=dev)[scale_idx]
         return (
             PairBatch(source, target),
-            Rendered(source, pupils[0], app.glasses, scales),
-            Rendered(target, pupils[1], app.glasses, scales),
+            Rendered(source, pupils[0], app.glasses, scales, src),
+            Rendered(target, pupils[1], app.glasses, scales, tgt),
         )
 
     def __iter__(self) -> Iterator[PairBatch]:

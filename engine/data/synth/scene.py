@@ -276,7 +276,6 @@ def _render_pixels(
     Returns radiance ``B x 3 x N``, visible eyeball ``B x N``, pupil centres in the camera frame ``B x 2 x 3``
     and lid openness ``B``.
     """
-    b = len(scene)
     rot = rotation_from_pitch_yaw(scene.head)  # B x 3 x 3, head frame -> camera frame
     centre = scene.head.new_tensor([0.0, 0.0, distance])
     # head-frame ray origins and directions: o = R^T (0 - M), d = R^T d_cam
@@ -285,9 +284,7 @@ def _render_pixels(
     light = _planar(_unit_rows(torch.einsum("bk,bkj->bj", scene.light_dir, rot)))  # -> 3 x B x 1 (head frame)
     lay = eye_layout(app)
 
-    # eyes: both turn toward the fixation point (head frame, relative to the eye-corner midpoint)
-    target = scene.fixation_distance.unsqueeze(-1) * torch.einsum("bk,bkj->bj", pitch_yaw_to_vector(scene.gaze), rot)
-    eye_axis = _unit_rows(target.unsqueeze(1) - lay.centres)  # B x 2 x 3
+    eye_axis = _eye_axes(lay, scene, rot)  # B x 2 x 3
     in_head = vector_to_pitch_yaw(eye_axis.mean(dim=1))  # B x 2, eye-in-head (pitch, yaw)
 
     # glasses first: a lens bends the rays behind it
@@ -353,10 +350,36 @@ def _render_pixels(
         colour = _composite_glasses(app, scene, glass, colour, light)
         eyeball_visible = eyeball_visible * (1.0 - glass["rim"])
 
-    # pupil centres (centre of the iris disc) in the camera frame
-    iris_depth = torch.sqrt((lay.radius**2 - app.iris_radius**2).clamp_min(1.0)).view(b, 1, 1)
-    pupil_cam = torch.einsum("bij,bej->bei", rot, lay.centres + eye_axis * iris_depth) + centre
+    pupil_cam = _pupil_cam(app, lay, eye_axis, rot, centre)
     return colour.transpose(0, 1).contiguous(), eyeball_visible, pupil_cam, lids["openness"]
+
+
+def _eye_axes(lay: _Layout, scene: Scene, rot: Tensor) -> Tensor:
+    """Gaze axes of both eyes in the head frame, B x 2 x 3: each eye turns toward the fixation point (which lies
+    along the scene's gaze from the eye-corner midpoint, ``fixation_distance`` away). ``rot``: head -> camera."""
+    target = scene.fixation_distance.unsqueeze(-1) * torch.einsum("bk,bkj->bj", pitch_yaw_to_vector(scene.gaze), rot)
+    return _unit_rows(target.unsqueeze(1) - lay.centres)
+
+
+def _pupil_cam(app: Appearance, lay: _Layout, eye_axis: Tensor, rot: Tensor, centre: Tensor) -> Tensor:
+    """Pupil centres (the centre of the iris disc) of both eyes in the camera frame, B x 2 x 3."""
+    iris_depth = torch.sqrt((lay.radius**2 - app.iris_radius**2).clamp_min(1.0)).view(-1, 1, 1)
+    return torch.einsum("bij,bej->bei", rot, lay.centres + eye_axis * iris_depth) + centre
+
+
+def pupil_centres_px(app: Appearance, scene: Scene, geometry: StripGeometry) -> Tensor:
+    """Where the renderer puts the pupil centres of ``scene``, B x 2 x 2 (x, y) strip pixels, image-left eye
+    first: :attr:`Render.pupil_px` from the geometry alone, without shading a pixel.
+
+    Nothing bends the path from the iris to the camera but spectacle lenses (the cornea only adds glints), so
+    for subjects without spectacles this is also where the image shows the pupil.
+    """
+    if len(app) != len(scene):
+        raise ValueError(f"appearance has {len(app)} subjects but the scene has {len(scene)} images")
+    rot = rotation_from_pitch_yaw(scene.head)  # B x 3 x 3, head frame -> camera frame
+    centre = scene.head.new_tensor([0.0, 0.0, geometry.distance_mm])
+    lay = eye_layout(app)
+    return geometry.project(_pupil_cam(app, lay, _eye_axes(lay, scene, rot), rot, centre))
 
 
 def _lid_curves(app: Appearance, scene: Scene, pitch: Tensor, u: Tensor) -> dict[str, Tensor]:
