@@ -19,6 +19,9 @@ session 14 also by each judge mirror-averaged (session 12's less noisy reading, 
 Session 14 also set the judge's rate to ``BLR`` (1e-4: session 12 found that a fresh Adam at 1e-3 undoes the
 shipped judge in a few steps; session 4 ran this at 5e-4, from a weaker B) and added ``PRECISION`` (fp32 or bf16,
 for both training runs; measure first with ``python bench/train_precision.py --device cuda``).
+Session 15 trains the redirector with the ``warp`` loss (``WARP``, weight 200; 0 trains as before) and a flow bound
+of ``FLOWPX`` strip pixels (16; the shipped network has 8, too few for the pupils' largest moves), and scores what
+the corrector pastes, the warp alone, for both redirectors (``warp_evaluation``, ``engine.eval.warp_eval``).
 A tiny CPU run that checks the script end to end:
 ``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 GAINPAIRS=32 OUT=/tmp/c3o WORK=/tmp/c3w``.
 """
@@ -34,6 +37,7 @@ from engine.data.synth.cache import write_cache
 from engine.data.synth.sampler import SynthConfig, SynthSampler
 from engine.data.synth.subject import Split
 from engine.eval.metrics import EvalConfig, evaluate_redirector
+from engine.eval.warp_eval import WarpEvalConfig, evaluate_warp
 from engine.train.calibrate import GAIN_CONFIG, CalibrationConfig, calibrate_checkpoint, calibrate_gain_checkpoint
 from engine.train.checkpoint import load_payload, load_redirector, ship_checkpoint
 from engine.train.config import TrainConfig, to_json_dict
@@ -86,6 +90,14 @@ if __name__ == "__main__":
         seed=4,
         precision=precision,
     )
+    # session 15: the warp alone must carry the move (the corrector pastes it without the residual); a wider flow
+    # bound makes room for it (the trainer scales the shipped flow head to the new bound)
+    cfg = replace(
+        cfg,
+        weights=replace(cfg.weights, warp=float(env("WARP", "200"))),
+        model=replace(cfg.model, max_flow_px=float(env("FLOWPX", "16"))),
+    )
+    summary["warp_weight"], summary["max_flow_px"] = cfg.weights.warp, cfg.model.max_flow_px
     bcfg = EstimatorTrainConfig(
         estimator=EstimatorConfig(arch="b", width=24),
         steps=10**7,
@@ -132,6 +144,16 @@ if __name__ == "__main__":
                 metrics = evaluate_redirector(model, judge, config.synth, EvalConfig(pairs=pairs_eval, mirror=mirror))
                 table[f"{model_name}{' mirrored' if mirror else ''} by {judge_name}"] = metrics.to_dict()
     summary["evaluation"] = table
+    # what the corrector pastes: the warp alone against the full output, on same-head pairs (session 15)
+    warp_table = {}
+    for model_name, path in models.items():
+        model, config, _ = load_redirector(path, dev)
+        for judge_name in ("shipped_b_mirror", "new_b_mirror"):
+            warp_cfg = WarpEvalConfig(pairs=pairs_eval, batch_size=min(32, pairs_eval))
+            warp_table[f"{model_name} by {judge_name}"] = evaluate_warp(
+                model, judges[judge_name], config.synth, warp_cfg, progress=False
+            )
+    summary["warp_evaluation"] = warp_table
     save_estimator(load_estimator(bcfg.out), out / "estimator_b.pt")  # weights only, as shipped
     summary["total_s"] = time.monotonic() - t0
     (out / "summary3.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -1,0 +1,140 @@
+"""What the corrector pastes, scored: the redirector's warp alone against its full output, on same-head pairs.
+
+``mirada eval`` scores the network's full strip output (warp plus colour residual). The corrector pastes the warp
+alone by default (``Settings.residual_gain = 0``). :func:`evaluate_warp` scores both on pairs whose target keeps
+the source's head pose (``SynthConfig.pair_same_head``: the corrector moves only the gaze), with the network run
+as the corrector runs it (target gaze, strength 1):
+
+- ``iris``: the gaze the warp shows, read by :mod:`engine.eval.iris` from where the flow puts the source's
+  pupils (no network; exact on true renders), and the least-squares slope of that pupil move on the true one;
+- ``judge_full`` / ``judge_warp`` / ``judge_floor``: the judge's gaze error on the full output, on the warp
+  alone, and on the true target render;
+- PSNR of the full output and of the warp alone against the true target render.
+
+Gaze errors are means over pairs whose source and target eyes are open, also split by spectacles (the iris
+reading ignores the lens's refraction) and by the size of the move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from engine.data.synth import Split, SynthConfig, SynthSampler
+from engine.eval.iris import warp_gaze
+from engine.eval.metrics import psnr
+from engine.model import Redirector
+from engine.model.mirror import MirrorEnsemble
+from engine.model.warp import warp
+from engine.strip import angular_error_deg
+from engine.train.estimator import Judge
+
+# A pupil solved worse than this (strip pixels) sits where the flow folds; such pairs are counted and left out.
+MAX_MISS_PX = 0.05
+# Moves above this many degrees count as large (the split of bench/eval_breakdown.py).
+LARGE_MOVE_DEG = 20.0
+
+
+@dataclass(frozen=True)
+class WarpEvalConfig:
+    """Which pairs: ``pairs`` same-head pairs of ``split`` (sampler ``seed``, ``batch_size`` a batch);
+    ``mirror`` runs the mirror ensemble."""
+
+    pairs: int = 1024
+    batch_size: int = 32
+    split: Split = Split.TEST
+    seed: int = 0
+    mirror: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pairs < self.batch_size or self.batch_size < 1:
+            raise ValueError(f"need pairs >= batch_size >= 1, got {self.pairs} and {self.batch_size}")
+
+
+@torch.no_grad()
+def warp_readings(
+    model: Redirector, judge: Judge, synth: SynthConfig, config: WarpEvalConfig, progress: bool = True
+) -> dict[str, Tensor]:
+    """Per-pair readings (N x k, float64), on the model's device: see the module docstring."""
+    device = next(model.parameters()).device
+    net = MirrorEnsemble.from_redirector(model) if config.mirror else model
+    was_training = net.training
+    net.eval()
+    judge.eval()
+    same_head = replace(synth, pair_same_head=True)
+    sampler = SynthSampler(same_head, config.split, config.seed, config.batch_size, device)
+    geo = same_head.geometry
+    rows: dict[str, list[Tensor]] = {}
+
+    def add(key: str, value: Tensor) -> None:
+        rows.setdefault(key, []).append(value.detach().double().reshape(len(value), -1).cpu())
+
+    try:
+        with tqdm(total=config.pairs, unit="pair", desc="warp alone", disable=not progress) as bar:
+            for index in range(config.pairs // config.batch_size):
+                batch, source, target = sampler.render_pairs(index)
+                s, t = batch.source, batch.target
+                out = net(s.image, t.gaze, torch.ones(len(s), device=device))
+                warped = warp(s.image, out.flow, (geo.height, geo.width))  # -> B x 3 x H x W
+                app = sampler.renderer.appearance(s.subject)
+                iris = warp_gaze(app, target.scene, geo, source.pupil_px, out.flow)
+                read = judge(torch.cat((out.strip_out, warped, t.image))).gaze.split(len(s))
+                add("open", ~(s.closed | t.closed))
+                add("glasses", source.glasses)
+                add("moved_deg", angular_error_deg(s.gaze, t.gaze))
+                add("true_move", target.pupil_px - source.pupil_px)
+                add("iris_move", iris.pupils - source.pupil_px)
+                add("miss", iris.miss_px)
+                add("iris", angular_error_deg(iris.gaze, t.gaze))
+                for name, reading in zip(("judge_full", "judge_warp", "judge_floor"), read, strict=True):
+                    add(name, angular_error_deg(reading, t.gaze))
+                add("psnr_full", psnr(out.strip_out, t.image))
+                add("psnr_warp", psnr(warped, t.image))
+                bar.update(len(s))
+    finally:
+        net.train(was_training)
+    return {key: torch.cat(value) for key, value in rows.items()}
+
+
+def summarise_warp(readings: dict[str, Tensor]) -> dict[str, Any]:
+    """Means per subset (open eyes; with and without spectacles; large and small moves) of every reading, the
+    pupil-move slope and the PSNRs, as a JSON-ready dict."""
+    opened = readings["open"][:, 0].bool()
+    solved = readings["miss"][:, 0] <= MAX_MISS_PX
+    glasses = readings["glasses"][:, 0].bool()
+    large = readings["moved_deg"][:, 0] > LARGE_MOVE_DEG
+    base = opened & solved
+    subsets = {
+        "open": base,
+        "open, no spectacles": base & ~glasses,
+        "open, spectacles": base & glasses,
+        f"open, moved more than {LARGE_MOVE_DEG:g} deg": base & large,
+        f"open, moved {LARGE_MOVE_DEG:g} deg or less": base & ~large,
+    }
+    names = ("iris", "judge_full", "judge_warp", "judge_floor", "moved_deg")
+    table = {
+        subset: {"pairs": int(rows.sum()), **{k: float(readings[k][rows, 0].mean()) for k in names}}
+        for subset, rows in subsets.items()
+    }
+    move, true = readings["iris_move"][base], readings["true_move"][base]
+    return {
+        "pairs": len(opened),
+        "unsolved_pairs": int((~solved).sum()),
+        "pupil_move_slope": float((move * true).sum() / true.square().sum().clamp_min(1e-12)),
+        "psnr_full_db": float(readings["psnr_full"].mean()),
+        "psnr_warp_db": float(readings["psnr_warp"].mean()),
+        "gaze_error_deg": table,
+    }
+
+
+def evaluate_warp(
+    model: Redirector, judge: Judge, synth: SynthConfig, config: WarpEvalConfig | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """:func:`warp_readings` summarised by :func:`summarise_warp`, with the config."""
+    config = config or WarpEvalConfig()
+    summary = summarise_warp(warp_readings(model, judge, synth, config, progress))
+    return {"config": {**asdict(config), "split": config.split.name}, **summary}
