@@ -16,12 +16,11 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from engine.data.synth import Split
-from engine.eval.warp_eval import WarpEvalConfig, evaluate_warp
+from engine.eval.warp_eval import WarpEvalConfig, evaluate_warp, warp_table
 from engine.train.checkpoint import load_redirector
 from engine.train.estimator import MirrorAveraged, load_estimator
 
@@ -54,28 +53,11 @@ def main() -> None:
         **evaluate_warp(model, judge, train_config.synth, config),
         "seconds": round(time.time() - start, 1),
     }
-    for line in report(result):
-        logger.info(line)
+    logger.info("%s, %s, %.1f s", result["checkpoint"], result["config"], result["seconds"])
+    logger.info("%s", warp_table(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
-
-
-def report(result: dict[str, Any]) -> list[str]:
-    """The result as printable lines."""
-    lines = [
-        f"{result['checkpoint']} {result['config']} pairs {result['pairs']} "
-        f"({result['unsolved_pairs']} with a pupil not solved, left out), {result['seconds']} s",
-        f"warp moves the pupils {result['pupil_move_slope']:.3f} of the true move; PSNR full "
-        f"{result['psnr_full_db']:.2f} dB, warp alone {result['psnr_warp_db']:.2f} dB",
-        "subset | pairs | moved | iris (warp) | judge: full | judge: warp | judge floor",
-    ]
-    for name, row in result["gaze_error_deg"].items():
-        lines.append(
-            f"{name} | {row['pairs']} | {row['moved_deg']:.2f} | {row['iris']:.2f} | {row['judge_full']:.2f} | "
-            f"{row['judge_warp']:.2f} | {row['judge_floor']:.2f}"
-        )
-    return lines
 
 
 if __name__ == "__main__":

@@ -138,3 +138,22 @@ def evaluate_warp(
     config = config or WarpEvalConfig()
     summary = summarise_warp(warp_readings(model, judge, synth, config, progress))
     return {"config": {**asdict(config), "split": config.split.name}, **summary}
+
+
+def warp_table(result: dict[str, Any]) -> str:
+    """A result of :func:`evaluate_warp` as a markdown table (gaze errors in degrees, open eyes), with a header line."""
+    lines = [
+        f"Warp alone (what the corrector pastes) against the full output, {result['pairs']} same-head pairs "
+        f"({result['unsolved_pairs']} with a pupil not solved, left out): the warp moves the pupils "
+        f"{result['pupil_move_slope']:.3f} of the true move; PSNR {result['psnr_full_db']:.2f} dB full, "
+        f"{result['psnr_warp_db']:.2f} dB warp alone.",
+        "",
+        "| pairs | n | gaze moved | warp alone, iris | warp alone, judge | full output, judge | judge floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in result["gaze_error_deg"].items():
+        lines.append(
+            f"| {name} | {row['pairs']} | {row['moved_deg']:.2f} | {row['iris']:.2f} | {row['judge_warp']:.2f} | "
+            f"{row['judge_full']:.2f} | {row['judge_floor']:.2f} |"
+        )
+    return "\n".join(lines)

@@ -352,6 +352,13 @@ def eval_command(
         bool,
         typer.Option(help="Read every strip with the judge twice, as is and mirrored, averaged (a less noisy judge)."),
     ] = False,
+    warp: Annotated[
+        bool,
+        typer.Option(
+            help="Also score what the corrector pastes, the warp alone, against the full output on same-head pairs "
+            "(a network-free iris reading and the judge's)."
+        ),
+    ] = False,
 ) -> None:
     """Evaluate a trained redirector on test-split pairs with estimator B."""
     try:
@@ -369,9 +376,25 @@ def eval_command(
         metrics = evaluate_redirector(
             model, judge_model, config.synth, EvalConfig(pairs=pairs, batch_size=batch_size, mirror=mirror)
         )
+        warp_result = None
+        if warp:
+            from engine.eval.warp_eval import WarpEvalConfig, evaluate_warp
+
+            warp_config = WarpEvalConfig(pairs=pairs, batch_size=min(batch_size, pairs), mirror=mirror)
+            warp_result = evaluate_warp(model, judge_model, config.synth, warp_config, progress=False)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    typer.echo(metrics.to_json() if as_json else markdown_table({config.variant: metrics}))
+    if as_json:
+        payload: dict[str, Any] = dict(metrics.to_dict())
+        if warp_result is not None:
+            payload["warp_alone"] = warp_result
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    typer.echo(markdown_table({config.variant: metrics}))
+    if warp_result is not None:
+        from engine.eval.warp_eval import warp_table
+
+        typer.echo("\n" + warp_table(warp_result))
 
 
 def calibrate_command(

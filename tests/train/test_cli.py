@@ -83,6 +83,17 @@ def test_train_then_eval_commands(tmp_path: Path) -> None:
     assert averaged["psnr_db"] == metrics["psnr_db"]
     assert averaged["judge_gaze_floor_deg"] != metrics["judge_gaze_floor_deg"]
 
+    args = ["eval", str(run / "last.pt"), "--json", "--pairs", "2", "--device", "cpu", "--warp"]
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    with_warp = json.loads(result.output)
+    assert with_warp["psnr_db"] == metrics["psnr_db"]  # the same evaluation, and the warp alone beside it
+    assert with_warp["warp_alone"]["pairs"] == 2
+    assert set(with_warp["warp_alone"]["gaze_error_deg"]["open"]) >= {"iris", "judge_warp", "judge_full"}
+    result = runner.invoke(_app(), ["eval", str(run / "last.pt"), "--pairs", "2", "--device", "cpu", "--warp"])
+    assert result.exit_code == 0, result.output
+    assert "Warp alone" in result.output
+
 
 def test_train_refuses_a_run_without_an_estimator(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
