@@ -20,7 +20,7 @@ Session 14 also set the judge's rate to ``BLR`` (1e-4: session 12 found that a f
 shipped judge in a few steps; session 4 ran this at 5e-4, from a weaker B) and added ``PRECISION`` (fp32 or bf16,
 for both training runs; measure first with ``python bench/train_precision.py --device cuda``).
 Session 15 trains the redirector with the ``warp`` loss (``WARP``, weight 200; 0 trains as before) and a flow bound
-of ``FLOWPX`` strip pixels (16; the shipped network has 8, too few for the pupils' largest moves), and scores what
+of ``FLOWPX`` strip pixels (16; the shipped network has 8), and scores what
 the corrector pastes, the warp alone, for both redirectors (``warp_evaluation``, ``engine.eval.warp_eval``).
 A tiny CPU run that checks the script end to end:
 ``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 GAINPAIRS=32 OUT=/tmp/c3o WORK=/tmp/c3w``.

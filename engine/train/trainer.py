@@ -279,7 +279,7 @@ class Trainer:
             init = load_payload(config.init_weights)
             require_kind(init, REDIRECTOR_KIND, config.init_weights)
             state = dict(init["model"])
-            trained_bound = float(init["config"]["model"]["max_flow_px"])
+            trained_bound = TrainConfig.from_dict(init["config"]).model.max_flow_px
             if trained_bound != config.model.max_flow_px:
                 state = widen_flow_bound(state, trained_bound, config.model.max_flow_px)
             self.model.load_state_dict(state)
