@@ -22,6 +22,8 @@ for both training runs; measure first with ``python bench/train_precision.py --d
 Session 15 trains the redirector with the ``warp`` loss (``WARP``, weight 200; 0 trains as before) and a flow bound
 of ``FLOWPX`` strip pixels (16; the shipped network has 8), and scores what
 the corrector pastes, the warp alone, for both redirectors (``warp_evaluation``, ``engine.eval.warp_eval``).
+Session 16 adds the pupil loss (``PUPIL``, weight 5; 0 trains without it): the flow must take each target pupil
+to the source's (``engine.train.losses.pupil_flow_loss``; the cache stores the renderer's pupil positions).
 A tiny CPU run that checks the script end to end:
 ``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 GAINPAIRS=32 OUT=/tmp/c3o WORK=/tmp/c3w``.
 """
@@ -94,10 +96,11 @@ if __name__ == "__main__":
     # bound makes room for it (the trainer scales the shipped flow head to the new bound)
     cfg = replace(
         cfg,
-        weights=replace(cfg.weights, warp=float(env("WARP", "200"))),
+        weights=replace(cfg.weights, warp=float(env("WARP", "200")), pupil=float(env("PUPIL", "5"))),
         model=replace(cfg.model, max_flow_px=float(env("FLOWPX", "16"))),
     )
     summary["warp_weight"], summary["max_flow_px"] = cfg.weights.warp, cfg.model.max_flow_px
+    summary["pupil_weight"] = cfg.weights.pupil
     bcfg = EstimatorTrainConfig(
         estimator=EstimatorConfig(arch="b", width=24),
         steps=10**7,

@@ -27,11 +27,11 @@ from dataclasses import replace
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from engine.data.synth.scene import Scene, pupil_centres_px
 from engine.data.synth.subject import Appearance
+from engine.model.warp import sample_flow
 from engine.strip import StripGeometry
 
 
@@ -47,15 +47,6 @@ def _check_points(points: Tensor, batch: int, name: str) -> None:
         raise ValueError(f"{name} must be B x K x 2 with B = {batch}, got shape {tuple(points.shape)}")
 
 
-def _sample_flow(flow: Tensor, points: Tensor) -> Tensor:
-    """Bilinear samples of ``flow`` B x 2 x H x W at ``points`` B x K x 2 (pixel centres at +0.5) -> B x K x 2."""
-    h, w = flow.shape[-2:]
-    scale = points.new_tensor([2.0 / w, 2.0 / h])
-    grid = (points * scale - 1.0).unsqueeze(1)  # -> B x 1 x K x 2, grid_sample's normalised coordinates
-    sampled = F.grid_sample(flow, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return sampled[:, :, 0].transpose(1, 2)  # -> B x K x 2
-
-
 def _jacobian(flow: Tensor, points: Tensor, step: float = 0.5) -> Tensor:
     """The Jacobian of ``x -> x + flow(x)`` at ``points`` B x K x 2 by central differences, B x K x 2 x 2."""
     columns = []
@@ -63,7 +54,7 @@ def _jacobian(flow: Tensor, points: Tensor, step: float = 0.5) -> Tensor:
         delta = torch.zeros_like(points)
         delta[..., k] = step
         ahead, behind = points + delta, points - delta
-        columns.append((ahead + _sample_flow(flow, ahead) - behind - _sample_flow(flow, behind)) / (2 * step))
+        columns.append((ahead + sample_flow(flow, ahead) - behind - sample_flow(flow, behind)) / (2 * step))
     return torch.stack(columns, dim=-1)
 
 
@@ -83,7 +74,7 @@ def follow_points(flow: Tensor, points: Tensor, iterations: int = 30, max_step_p
         raise ValueError(f"iterations and max_step_px must be positive, got {iterations} and {max_step_px}")
     x = points
     for _ in range(iterations):
-        residual = x + _sample_flow(flow, x) - points  # -> B x K x 2
+        residual = x + sample_flow(flow, x) - points  # -> B x K x 2
         jac = _jacobian(flow, x)
         # a singular Jacobian (a fold) gets a plain fixed-point step instead of a solve
         ok = torch.linalg.det(jac).abs() > 1e-3
@@ -91,7 +82,7 @@ def follow_points(flow: Tensor, points: Tensor, iterations: int = 30, max_step_p
         step = torch.linalg.solve(safe, residual.unsqueeze(-1)).squeeze(-1)
         length = step.norm(dim=-1, keepdim=True)
         x = x - step * (max_step_px / length.clamp_min(max_step_px))
-    miss = (x + _sample_flow(flow, x) - points).norm(dim=-1)
+    miss = (x + sample_flow(flow, x) - points).norm(dim=-1)
     return FollowedPoints(x, miss)
 
 

@@ -48,3 +48,17 @@ def warp(image: Tensor, flow: Tensor, strip_size: tuple[int, int]) -> Tensor:
     step = torch.stack((flow[:, 0] * (2.0 / strip_w), flow[:, 1] * (2.0 / strip_h)), dim=-1)  # -> B x H x W x 2
     grid = base.unsqueeze(0) + step
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def sample_flow(flow: Tensor, points: Tensor) -> Tensor:
+    """Bilinear samples of ``flow`` B x 2 x H x W (at strip resolution) at ``points`` B x K x 2, (x, y) strip
+    pixels with centres at +0.5 -> B x K x 2: the displacement the backward warp applies at those points."""
+    if flow.ndim != 4 or flow.shape[1] != 2:
+        raise ValueError(f"flow must be B x 2 x H x W, got shape {tuple(flow.shape)}")
+    if points.ndim != 3 or points.shape[0] != flow.shape[0] or points.shape[2] != 2:
+        raise ValueError(f"points must be B x K x 2 with B = {flow.shape[0]}, got shape {tuple(points.shape)}")
+    h, w = flow.shape[-2:]
+    scale = points.new_tensor([2.0 / w, 2.0 / h])
+    grid = (points * scale - 1.0).unsqueeze(1)  # -> B x 1 x K x 2, grid_sample's normalised coordinates
+    sampled = F.grid_sample(flow, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return sampled[:, :, 0].transpose(1, 2)  # -> B x K x 2

@@ -152,6 +152,10 @@ class LossWeights:
     # corrector pastes on real frames. Off by default (the shipped model was trained without it, and its warp
     # moves the pupils about half way; docs/MODEL.md, "What the corrector pastes").
     warp: float = 0.0
+    # Strip pixels by which the flow misses the source's pupil at the target's (engine.train.losses.pupil_flow_loss):
+    # a direct, long-range signal for the warp to move the pupils, which the renderer knows. Needs pairs with
+    # pupil positions (the live sampler, or a pair cache written since session 16). Off by default.
+    pupil: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

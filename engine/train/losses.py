@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from engine.model.ght import ght_consistency
 from engine.model.guards import check_embedding, check_pitch_yaw
 from engine.model.rotation import redirect_embedding
+from engine.model.warp import sample_flow
 from engine.strip import pitch_yaw_to_vector
 
 # Keeps acos and sqrt away from their infinite-gradient points (cos = ±1, distance 0).
@@ -38,6 +39,28 @@ def reconstruction_l1(prediction: Tensor, target: Tensor, weight: Tensor | None 
         )
     total = weight.expand_as(error).sum().clamp_min(_EPS)
     return (error * weight).sum() / total
+
+
+def pupil_flow_loss(flow: Tensor, source_pupil: Tensor, target_pupil: Tensor, valid: Tensor) -> Tensor:
+    """How far, in strip pixels, the backward warp by ``flow`` (B x 2 x H x W) misses the source's pupils at the
+    target's: the output pixel at a target pupil ``p_t`` must sample the source at its pupil ``p_s``, i.e.
+    ``p_t + flow(p_t) = p_s``. Pupils are B x 2 x 2 ((x, y) strip pixels, both eyes).
+
+    Loss = mean over the ``valid`` rows (B bool: both eyes open in both strips) and both eyes of
+    ``sum_xy huber_1px(p_t + flow(p_t) - p_s)``; 0 (still part of the graph) when no row is valid. Unlike the
+    image losses, whose gradient through bilinear sampling only sees a pixel or two around each sample, this
+    says where the pupil must go however far the warp is from it.
+    """
+    if source_pupil.shape != target_pupil.shape:
+        raise ValueError(
+            f"source and target pupils differ in shape: {tuple(source_pupil.shape)} vs {tuple(target_pupil.shape)}"
+        )
+    if valid.shape != (flow.shape[0],) or valid.dtype != torch.bool:
+        raise ValueError(f"valid must be a bool mask of shape ({flow.shape[0]},), got {valid.dtype} {valid.shape}")
+    reached = target_pupil + sample_flow(flow, target_pupil)  # -> B x 2 x 2
+    error = F.smooth_l1_loss(reached, source_pupil, reduction="none", beta=1.0).sum(-1)  # -> B x 2
+    weight = valid.to(error.dtype).unsqueeze(1).expand_as(error)
+    return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def angular_loss(predicted: Tensor, target: Tensor) -> Tensor:

@@ -64,6 +64,7 @@ from engine.train.losses import (
     angular_loss,
     embedding_consistency_loss,
     pseudo_label_loss,
+    pupil_flow_loss,
     reconstruction_l1,
 )
 from engine.train.precision import autocast, warn_if_emulated
@@ -186,6 +187,14 @@ class RedirectorLosses(nn.Module):
             # compared with the target render too.
             warped = warp(s.image, decoded.flow[:n], (cfg.model.height, cfg.model.width))  # -> B x 3 x H x W
             terms["warp"] = reconstruction_l1(warped, t.image)
+        if cfg.weights.pupil > 0:
+            if s.pupil is None or t.pupil is None:
+                raise ValueError(
+                    "the pupil loss needs pupil positions: train from the live sampler or a pair cache written "
+                    "since session 16 (mirada synth cache), or set its weight to 0"
+                )
+            # the flow of the redirection to the target's gaze and head, as for the warp term
+            terms["pupil"] = pupil_flow_loss(decoded.flow[:n], s.pupil, t.pupil, ~(s.closed | t.closed))
 
         with torch.no_grad():
             reference, reference_features = self.estimator.forward_with_features(torch.cat((s.image, t.image)))

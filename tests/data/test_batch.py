@@ -76,3 +76,57 @@ def test_mirrored_rows_flip_images_masks_and_yaws_only() -> None:
         strips.mirrored(torch.tensor([1, 0, 1]))
     with pytest.raises(ValueError, match="bool mask"):
         strips.mirrored(torch.tensor([True, False]))
+
+
+def _dotted(b: int = 2, h: int = 8, w: int = 16) -> StripBatch:
+    """Strips with a bright dot on each pupil: eye 0 at pixel (x 3, y 2), eye 1 at (x 12, y 5), shifted per row."""
+    image = torch.zeros(b, 3, h, w)
+    pupil = torch.zeros(b, 2, 2)
+    for row in range(b):
+        for eye, (x, y) in enumerate(((3 + row, 2), (12 - row, 5))):
+            image[row, :, y, x] = 1.0
+            pupil[row, eye] = torch.tensor([x + 0.5, y + 0.5])  # pixel centres at +0.5
+    return StripBatch(
+        image=image,
+        gaze=torch.zeros(b, 2),
+        head=torch.zeros(b, 2),
+        openness=torch.ones(b),
+        closed=torch.zeros(b, dtype=torch.bool),
+        subject=torch.arange(b),
+        mask=torch.zeros(b, 1, h, w),
+        pupil=pupil,
+    )
+
+
+def test_mirrored_pupils_stay_on_the_pupils_image_left_eye_first() -> None:
+    strips = _dotted()
+    out = strips.mirrored(torch.tensor([True, False]))
+    assert out.pupil is not None
+    assert strips.pupil is not None
+    for row in range(2):
+        for eye in range(2):
+            x, y = (int(v) for v in out.pupil[row, eye].floor().tolist())
+            assert float(out.image[row, 0, y, x]) == 1.0, (row, eye)
+        assert float(out.pupil[row, 0, 0]) < float(out.pupil[row, 1, 0])  # the image-left eye first
+    assert torch.equal(out.pupil[1], strips.pupil[1])
+    back = out.mirrored(torch.tensor([True, False])).pupil
+    assert back is not None
+    assert torch.equal(back, strips.pupil)
+
+
+def test_pupils_follow_rows_and_are_all_or_none() -> None:
+    strips = _dotted(3)
+    assert strips.pupil is not None
+    picked = strips.index(torch.tensor([2, 0]))
+    assert picked.pupil is not None
+    assert torch.equal(picked.pupil, strips.pupil[[2, 0]])
+    joined = StripBatch.cat([strips, strips.to("cpu")])
+    assert joined.pupil is not None
+    assert joined.pupil.shape == (6, 2, 2)
+    plain = _strips([1, 2, 3], size=8)
+    assert plain.pupil is None
+    assert plain.index(torch.tensor([0])).pupil is None
+    with pytest.raises(ValueError, match="pupil positions"):
+        StripBatch.cat([_dotted(1, 16, 16), _strips([1], size=16)])
+    with pytest.raises(ValueError, match="pupil must have shape"):
+        StripBatch(**{**strips.__dict__, "pupil": torch.zeros(3, 2)})

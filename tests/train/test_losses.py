@@ -15,6 +15,7 @@ from engine.train.losses import (
     embedding_consistency_loss,
     ght_consistency_loss,
     pseudo_label_loss,
+    pupil_flow_loss,
     reconstruction_l1,
     sample_beta22,
     structured_gaze_loss,
@@ -135,3 +136,20 @@ def test_losses_are_differentiable_scalars() -> None:
     (grad,) = torch.autograd.grad(loss, g)
     assert loss.ndim == 0
     assert torch.isfinite(grad).all()
+
+
+def test_the_pupil_loss_is_zero_for_the_right_flow_and_counts_pixels_otherwise() -> None:
+    target = torch.tensor([[[10.5, 5.5], [30.5, 6.5]], [[12.0, 4.0], [28.0, 4.0]]])
+    shift = torch.tensor([3.0, -1.0])
+    flow = shift.view(1, 2, 1, 1).expand(2, 2, 16, 48).clone()  # every output pixel samples 3 px right, 1 up
+    both = torch.tensor([True, True])
+    assert float(pupil_flow_loss(flow, target + shift, target, both)) == pytest.approx(0.0, abs=1e-6)
+    # 4 px off in x on every eye: Huber(4) = 3.5 px
+    assert float(pupil_flow_loss(flow, target + shift + torch.tensor([4.0, 0.0]), target, both)) == pytest.approx(3.5)
+    # rows that are not valid do not count, and with none valid the loss is 0
+    wrong = (target + shift).clone()
+    wrong[1] += 10.0
+    assert float(pupil_flow_loss(flow, wrong, target, torch.tensor([True, False]))) == pytest.approx(0.0, abs=1e-6)
+    assert float(pupil_flow_loss(flow, wrong, target, torch.tensor([False, False]))) == 0.0
+    with pytest.raises(ValueError, match="bool mask"):
+        pupil_flow_loss(flow, target, target, torch.tensor([1, 1]))

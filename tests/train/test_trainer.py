@@ -14,7 +14,7 @@ from engine.data.synth.cache import CachedPairs, write_cache
 from engine.model.warp import warp
 from engine.train.checkpoint import load_payload, load_redirector
 from engine.train.config import LossWeights, TrainConfig
-from engine.train.losses import reconstruction_l1
+from engine.train.losses import pupil_flow_loss, reconstruction_l1
 from engine.train.trainer import DistContext, Trainer, widen_flow_bound
 from tests.train.helpers import TINY_MODEL, TINY_SYNTH, tiny_config, tiny_estimator
 
@@ -128,6 +128,27 @@ def test_the_warp_loss_is_the_warped_source_against_the_target_and_training_lowe
     # the residual cannot lower this term: only a flow that moves the source toward the target can
     warps = [float(trainer.train_step(batch)["warp"]) for _ in range(10)]
     assert min(warps[-3:]) < float(first["warp"]), warps
+
+
+def test_the_pupil_loss_is_the_flow_s_miss_at_the_pupils_and_training_lowers_it(tmp_path: Path) -> None:
+    batch = SynthSampler(TINY_SYNTH, Split.TRAIN, seed=0, batch_size=4).pairs(0)
+    s, t = batch.source, batch.target
+    assert s.pupil is not None
+    assert t.pupil is not None
+    config = tiny_config(tmp_path / "pupil", weights=LossWeights(pupil=5.0))
+    trainer = Trainer(config, tiny_estimator(), progress=False)
+    model = trainer.model
+    with torch.no_grad():
+        decoded = model.decode(model.redirect(model.encode(s.image), t.gaze, t.head), s.image)
+        expected = pupil_flow_loss(decoded.flow, s.pupil, t.pupil, ~(s.closed | t.closed))
+    first = trainer.train_step(batch)
+    assert float(first["pupil"]) == pytest.approx(float(expected), rel=1e-5)
+    pupils = [float(trainer.train_step(batch)["pupil"]) for _ in range(10)]
+    assert min(pupils[-3:]) < 0.8 * float(first["pupil"]), pupils
+
+    without = type(batch)(replace(s, pupil=None), replace(t, pupil=None))
+    with pytest.raises(ValueError, match="pupil positions"):
+        trainer.train_step(without)
 
 
 def test_fine_tuning_with_a_wider_flow_bound_starts_from_about_the_same_warp(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 The live renderer makes a few hundred strips a second on a 2-core CPU; a training run on such a machine reads
 pairs from a cache instead, at memory speed, so it never waits for data. A cache is an HDF5 file of uint8 strips
-and float32 labels, with the synthetic config it was rendered with.
+and float32 labels (with the pupil positions, for the pupil loss), with the synthetic config it was rendered with.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def write_cache(sampler: SynthSampler, path: Path, pairs: int, progress: bool = 
             f.create_dataset(f"{role}/openness", (pairs,), np.float32)
             f.create_dataset(f"{role}/closed", (pairs,), bool)
             f.create_dataset(f"{role}/subject", (pairs,), np.int64)
+            f.create_dataset(f"{role}/pupil", (pairs, 2, 2), np.float32)
         done, index = 0, 0
         with tqdm(total=pairs, desc="rendering pairs", unit="pair", disable=not progress) as bar:
             while done < pairs:
@@ -69,6 +70,9 @@ def write_cache(sampler: SynthSampler, path: Path, pairs: int, progress: bool = 
                     f[f"{role}/mask"][done : done + n] = _to_u8(strips.mask)[..., 0]
                     for name in _LABELS:
                         f[f"{role}/{name}"][done : done + n] = getattr(strips, name).cpu().numpy()
+                    if strips.pupil is None:
+                        raise ValueError("the sampler gave strips without pupil positions")
+                    f[f"{role}/pupil"][done : done + n] = strips.pupil.cpu().numpy()
                 done, index = done + n, index + 1
                 bar.update(n)
     log.info("wrote %d pairs to %s", pairs, path)
@@ -94,6 +98,10 @@ class CachedPairs:
                 }
             except KeyError as err:
                 raise KeyError(f"{path} is not a pair cache: missing {err}") from err
+            # caches written before the pupil positions were stored (session 16) have none
+            for role in ("source", "target"):
+                if f"{role}/pupil" in f:
+                    self._data[role]["pupil"] = torch.from_numpy(f[f"{role}/pupil"][()])
         self.size = int(self._data["source"]["image"].shape[0])
 
     def __len__(self) -> int:
@@ -114,7 +122,8 @@ class CachedPairs:
         image = (d["image"][rows].to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0).contiguous()
         mask = d["mask"][rows].to(self.device, non_blocking=True).unsqueeze(1).float() / 255.0
         labels = {name: d[name][rows].to(self.device) for name in _LABELS}
-        return StripBatch(image=image, mask=mask, **labels)
+        pupil = d["pupil"][rows].to(self.device) if "pupil" in d else None
+        return StripBatch(image=image, mask=mask, pupil=pupil, **labels)
 
     def __iter__(self) -> Iterator[PairBatch]:
         while True:

@@ -253,6 +253,7 @@ class SynthRenderer:
             closed=scene.blink < CLOSED_BELOW,
             subject=app.subject,
             mask=resample(out.mask, geo.height, geo.width).clamp(0.0, 1.0),
+            pupil=out.pupil_px,
         )
         return strips, out
 
@@ -379,9 +380,9 @@ class SynthSampler:
         src, tgt, cam = src.index(order), tgt.index(order), _index_camera(cam, order)
 
         geo = cfg.geometry
-        source = _empty_strips(n, geo.height, geo.width, src, app.subject)
-        target = _empty_strips(n, geo.height, geo.width, tgt, app.subject)
-        pupils = torch.empty(2, n, 2, 2, device=dev)
+        pupils = torch.empty(2, n, 2, 2, device=dev)  # the strips hold views of it, filled in below
+        source = _empty_strips(n, geo.height, geo.width, src, app.subject, pupils[0])
+        target = _empty_strips(n, geo.height, geo.width, tgt, app.subject, pupils[1])
         start = 0
         for k, m in enumerate(runs):
             if m == 0:
@@ -424,8 +425,8 @@ def _index_camera(cam: CameraParams, rows: Tensor) -> CameraParams:
     return CameraParams(**{k: v[rows] for k, v in vars(cam).items()})
 
 
-def _empty_strips(n: int, height: int, width: int, scene: Scene, subject: Tensor) -> StripBatch:
-    """A batch of ``n`` strips with the scene's labels and room for the images, masks and openness."""
+def _empty_strips(n: int, height: int, width: int, scene: Scene, subject: Tensor, pupil: Tensor) -> StripBatch:
+    """A batch of ``n`` strips with the scene's labels, room for the images, masks and openness, and ``pupil``."""
     dev = subject.device
     return StripBatch(
         image=torch.empty(n, 3, height, width, device=dev),
@@ -435,4 +436,5 @@ def _empty_strips(n: int, height: int, width: int, scene: Scene, subject: Tensor
         closed=scene.blink < CLOSED_BELOW,
         subject=subject,
         mask=torch.empty(n, 1, height, width, device=dev),
+        pupil=pupil,
     )
