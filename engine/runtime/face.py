@@ -56,6 +56,15 @@ class FaceLandmarks:
         x0, y0, x1, y1 = self.box()
         return float(np.hypot(x1 - x0, y1 - y0))
 
+    def irises(self) -> NDArray[np.float64]:
+        """The two iris centres ``[2, 2]`` (x, y), the image-left eye first."""
+        return self.points[list(IRIS_CENTRES)]
+
+    def eye_width(self) -> float:
+        """The mean width of the two eyes, corner to corner, in pixels (a scale for iris moves)."""
+        c = self.points[list(EYE_CORNERS)]
+        return float((np.linalg.norm(c[0] - c[1]) + np.linalg.norm(c[2] - c[3])) / 2.0)
+
 
 class FaceTracker:
     """MediaPipe face mesh (legacy ``solutions`` API) with iris landmarks.

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from engine.runtime.backends.base import Backend
 from engine.runtime.backends.select import load_model, select_backend
 from engine.runtime.corrector import Corrector
-from engine.runtime.face import EYE_CORNERS, IRIS_CENTRES, FaceTracker
+from engine.runtime.face import FaceTracker
 from engine.runtime.settings import Settings
 from tests.runtime.fakes import outside_boxes
 
@@ -41,10 +41,7 @@ def _iris(tracker: FaceTracker, frame: Frame) -> tuple[NDArray[np.float64], floa
     """Iris centres ``[2, 2]`` of the one face in ``frame`` and the mean eye width (corner to corner) in pixels."""
     faces = tracker.detect(frame)
     assert len(faces) == 1
-    points = faces[0].points
-    corners = points[list(EYE_CORNERS)]
-    width = (np.linalg.norm(corners[0] - corners[1]) + np.linalg.norm(corners[2] - corners[3])) / 2.0
-    return points[list(IRIS_CENTRES)], float(width)
+    return faces[0].irises(), faces[0].eye_width()
 
 
 def _correct(backend: Backend, frame: Frame, pitch: float, yaw: float) -> tuple[Frame, list[tuple[int, int, int, int]]]:

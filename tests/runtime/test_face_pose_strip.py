@@ -44,6 +44,12 @@ def test_landmarks_pose_and_strip_on_a_real_face(
     # Image order of the corners: 33 (image left) ... 263 (image right).
     xs = points[list(EYE_CORNERS), 0]
     assert np.all(np.diff(xs) > 0)
+    assert np.array_equal(faces[0].irises(), points[list(IRIS_CENTRES)])
+    assert faces[0].irises()[0, 0] < faces[0].irises()[1, 0]  # the image-left eye first
+    # each iris sits between its eye's corners, and an eye is a few per cent of the image across
+    for eye in range(2):
+        assert xs[2 * eye] < faces[0].irises()[eye, 0] < xs[2 * eye + 1]
+    assert 0.02 * w < faces[0].eye_width() < 0.2 * w
 
     camera = camera_matrix(w, h)
     pose = PoseEstimator().estimate(points, camera)
