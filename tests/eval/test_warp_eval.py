@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from engine.data.synth import Split
-from engine.eval.warp_eval import WarpEvalConfig, evaluate_warp
+from engine.eval.warp_eval import MAX_MISS_PX, WarpEvalConfig, evaluate_warp, summarise_warp, warp_table
 from engine.model import Redirector, RedirectorOutput
 from tests.train.helpers import TINY_MODEL, TINY_SYNTH, tiny_estimator
 
@@ -41,3 +41,32 @@ def test_a_warp_that_moves_nothing_reads_as_the_whole_move_left() -> None:
 def test_too_few_pairs_are_refused() -> None:
     with pytest.raises(ValueError, match="pairs"):
         WarpEvalConfig(pairs=4, batch_size=8)
+
+
+def test_the_judge_also_reads_the_pairs_whose_pupil_was_not_solved() -> None:
+    def column(*values: float) -> Tensor:
+        return torch.tensor(values, dtype=torch.float64).view(-1, 1)
+
+    readings = {
+        "open": column(1, 1, 1, 0),
+        "glasses": column(0, 0, 1, 0),
+        "moved_deg": column(10, 30, 40, 20),
+        "true_move": torch.ones(4, 4, dtype=torch.float64),
+        "iris_move": torch.ones(4, 4, dtype=torch.float64),
+        "miss": column(0.0, 0.0, MAX_MISS_PX + 1.0, 0.0),  # the third pair folds
+        "iris": column(1, 2, 9, 5),
+        "judge_full": column(1, 1, 7, 5),
+        "judge_warp": column(2, 4, 12, 5),
+        "judge_floor": column(1, 1, 1, 1),
+        "psnr_full": column(30, 30, 30, 30),
+        "psnr_warp": column(29, 29, 29, 29),
+    }
+    result = summarise_warp(readings)
+    assert result["unsolved_pairs"] == 1
+    assert result["gaze_error_deg"]["open"]["pairs"] == 2
+    assert result["gaze_error_deg"]["open"]["judge_warp"] == pytest.approx(3.0)
+    every = result["judge_every_open_pair"]
+    assert every["pairs"] == 3
+    assert every["judge_warp"] == pytest.approx(6.0)
+    assert every["moved_deg"] == pytest.approx(80 / 3)
+    assert "| open, unsolved pairs too | 3 | 26.67 | - | 6.00 | 3.00 | 1.00 |" in warp_table(result)
