@@ -149,12 +149,13 @@ class LossWeights:
     ght: float = 1.0  # GHT gaze-consistency
     sg: float = 1.0  # structured-gaze metric loss
     # L1 of the source warped by the output's flow alone (no residual) against the target render: what the
-    # corrector pastes on real frames. Off by default (the shipped model was trained without it, and its warp
-    # moves the pupils about half way; docs/MODEL.md, "What the corrector pastes").
+    # corrector pastes on real frames. Without it run 3's warp moved the pupils about half way (docs/MODEL.md, "What
+    # the corrector pastes"). Off by default, because no run from scratch has been measured with it; the shipped
+    # model was fine-tuned with it (200) and the pupil term (5), docs/model/session16/pupil_ft_config.json.
     warp: float = 0.0
     # Strip pixels by which the flow misses the source's pupil at the target's (engine.train.losses.pupil_flow_loss):
     # a direct, long-range signal for the warp to move the pupils, which the renderer knows. Needs pairs with
-    # pupil positions (the live sampler, or a pair cache written since session 16). Off by default.
+    # pupil positions (the live sampler, or a pair cache written since session 16). Off by default, as above.
     pupil: float = 0.0
 
     def __post_init__(self) -> None:

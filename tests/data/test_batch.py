@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -86,16 +88,7 @@ def _dotted(b: int = 2, h: int = 8, w: int = 16) -> StripBatch:
         for eye, (x, y) in enumerate(((3 + row, 2), (12 - row, 5))):
             image[row, :, y, x] = 1.0
             pupil[row, eye] = torch.tensor([x + 0.5, y + 0.5])  # pixel centres at +0.5
-    return StripBatch(
-        image=image,
-        gaze=torch.zeros(b, 2),
-        head=torch.zeros(b, 2),
-        openness=torch.ones(b),
-        closed=torch.zeros(b, dtype=torch.bool),
-        subject=torch.arange(b),
-        mask=torch.zeros(b, 1, h, w),
-        pupil=pupil,
-    )
+    return replace(_strips(list(range(b))), image=image, mask=torch.zeros(b, 1, h, w), pupil=pupil)
 
 
 def test_mirrored_pupils_stay_on_the_pupils_image_left_eye_first() -> None:
