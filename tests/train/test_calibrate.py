@@ -212,14 +212,17 @@ def test_the_move_gain_removes_the_shipped_networks_undershoot_from_any_start(
     gain = model.get_buffer("move_gain")
     kept = gain.clone()
     try:
-        gain.fill_(1.0)  # as trained: its moves fall short
+        # A start 10 % below the shipped gain: its moves fall short. (How far short the network is as trained,
+        # at gain one, depends on the model shipped: 4 % for run 3, about 2 % since session 16.)
+        gain[:2] = kept[:2] * 0.9
         result = calibrate_gain(model, critic, config.synth, GAIN_PAIRS, progress=False)
         before, after = torch.tensor(result.undershoot_before), torch.tensor(result.undershoot_after)
-        assert (before[:2] < -0.015).all()  # gaze moved 1.5 % or more short of the asked move...
+        assert (before[:2] < -0.05).all()  # gaze moved 5 % or more short of the asked move...
         assert (after[:2].abs() < 0.01).all()  # ... no longer
         assert (after[:2].abs() < before[:2].abs() / 3).all()
         assert result.gain[2:] == (1.0, 1.0)  # the head's gain is left alone
-        assert all(k > 1.02 for k in result.gain[:2])
+        # near the gain shipped (measured on 1,024 other pairs)
+        assert torch.allclose(torch.tensor(result.gain[:2]), kept[:2], atol=0.03)
         assert result.critic_gaze_error_after_deg < result.critic_gaze_error_before_deg
         assert torch.allclose(gain, torch.tensor(result.gain))
         found = gain.clone()
@@ -252,7 +255,8 @@ def test_calibrate_command_also_calibrates_the_move_gain(tmp_path: Path) -> None
     path = tmp_path / "shipped.pt"
     path.write_bytes(DEFAULT_CHECKPOINT.read_bytes())
     model, _, _ = load_redirector(path)
-    model.get_buffer("move_gain").fill_(1.0)
+    shipped_gain = model.get_buffer("move_gain").clone()
+    model.get_buffer("move_gain")[:2] *= 0.9  # a start whose moves fall short
     payload = load_payload(path)
     payload["model"] = model.state_dict()
     save_payload(payload, path)
@@ -265,7 +269,8 @@ def test_calibrate_command_also_calibrates_the_move_gain(tmp_path: Path) -> None
     calibrated, _, stored = load_redirector(path)
     gain = calibrated.get_buffer("move_gain")
     assert torch.allclose(gain, torch.tensor(stored["gain_calibration"]["gain"]))
-    assert (gain[:2] > 1.02).all()
+    assert torch.allclose(gain[:2], shipped_gain[:2], atol=0.03)
+    assert torch.equal(gain[2:], shipped_gain[2:])
     # the critic the run was trained against (the shipped run names the shipped A)
     assert Path(stored["gain_calibration"]["critic"]).resolve() == DEFAULT_ESTIMATOR_A.resolve()
     slim = load_payload(ship_checkpoint(path, tmp_path / "ship.pt"))
