@@ -9,7 +9,9 @@ as the corrector runs it (target gaze, strength 1):
   pupils (no network; exact on true renders), and the least-squares slope of that pupil move on the true one;
 - ``judge_full`` / ``judge_warp`` / ``judge_floor``: the judge's gaze error on the full output, on the warp
   alone, and on the true target render;
-- PSNR of the full output and of the warp alone against the true target render.
+- PSNR of the full output and of the warp alone against the true target render;
+- folds (:func:`engine.model.warp.flow_jacobian_det` at or below 0): the share of the strip where the warp folds,
+  and whether it folds within ``FOLD_RADIUS_PX`` of a target pupil, where a fold shows as a doubled or smeared iris.
 
 Gaze errors are means over pairs whose source and target eyes are open, also split by spectacles (the iris
 reading ignores the lens's refraction) and by the size of the move.
@@ -29,12 +31,14 @@ from engine.eval.iris import warp_gaze
 from engine.eval.metrics import psnr
 from engine.model import Redirector
 from engine.model.mirror import MirrorEnsemble
-from engine.model.warp import warp
+from engine.model.warp import flow_jacobian_det, warp
 from engine.strip import angular_error_deg
 from engine.train.estimator import Judge
 
 # A pupil solved worse than this (strip pixels) sits where the flow folds; such pairs are counted and left out.
 MAX_MISS_PX = 0.05
+# A fold this close to a target pupil (strip pixels, either axis) touches the iris, whose radius is 4-6 px.
+FOLD_RADIUS_PX = 4.0
 # Moves above this many degrees count as large (the split of bench/eval_breakdown.py).
 LARGE_MOVE_DEG = 20.0
 
@@ -53,6 +57,20 @@ class WarpEvalConfig:
     def __post_init__(self) -> None:
         if self.pairs < self.batch_size or self.batch_size < 1:
             raise ValueError(f"need pairs >= batch_size >= 1, got {self.pairs} and {self.batch_size}")
+
+
+def folds_near(det: Tensor, points: Tensor, radius: float = FOLD_RADIUS_PX) -> Tensor:
+    """Whether ``det`` (B x (H-1) x (W-1), :func:`engine.model.warp.flow_jacobian_det`) is at or below 0 on any pixel
+    square whose centre lies within ``radius`` strip pixels (either axis) of one of ``points`` (B x K x 2,
+    (x, y) strip pixels, centres at +0.5) -> B bool."""
+    if det.ndim != 3 or points.ndim != 3 or points.shape[0] != det.shape[0] or points.shape[2] != 2:
+        raise ValueError(f"need det B x h x w and points B x K x 2, got {tuple(det.shape)} and {tuple(points.shape)}")
+    # the square between pixel centres (j + 0.5, i + 0.5) and (j + 1.5, i + 1.5) is centred at (j + 1, i + 1)
+    ys = torch.arange(1, det.shape[1] + 1, dtype=points.dtype, device=det.device).view(1, 1, -1, 1)
+    xs = torch.arange(1, det.shape[2] + 1, dtype=points.dtype, device=det.device).view(1, 1, 1, -1)
+    px, py = points[..., 0, None, None], points[..., 1, None, None]  # -> B x K x 1 x 1
+    near = ((xs - px).abs() <= radius) & ((ys - py).abs() <= radius)  # -> B x K x h x w
+    return (near & (det <= 0).unsqueeze(1)).flatten(1).any(1)
 
 
 @torch.no_grad()
@@ -94,6 +112,9 @@ def warp_readings(
                     add(name, angular_error_deg(reading, t.gaze))
                 add("psnr_full", psnr(out.strip_out, t.image))
                 add("psnr_warp", psnr(warped, t.image))
+                det = flow_jacobian_det(out.flow)
+                add("fold_share", (det <= 0).flatten(1).double().mean(1))
+                add("fold_at_pupil", folds_near(det, target.pupil_px.to(det.dtype)))
                 bar.update(len(s))
     finally:
         net.train(was_training)
@@ -124,9 +145,16 @@ def summarise_warp(readings: dict[str, Tensor]) -> dict[str, Any]:
     # The judge needs no solve: over every open pair it is not biased by which pairs a warp folds (a fold is
     # most likely on the largest moves, which leaving out would flatter).
     judged = {k: float(readings[k][opened, 0].mean()) for k in ("judge_full", "judge_warp", "judge_floor", "moved_deg")}
+    folds = {}
+    if "fold_share" in readings:  # readings from before session 17 have none
+        folds = {
+            "folded_percent": 100.0 * float(readings["fold_share"].mean()),
+            "open_pairs_folded_at_a_pupil": int((readings["fold_at_pupil"][:, 0].bool() & opened).sum()),
+        }
     return {
         "pairs": len(opened),
         "unsolved_pairs": int((~solved).sum()),
+        **folds,
         "judge_every_open_pair": {"pairs": int(opened.sum()), **judged},
         "pupil_move_slope": float((move * true).sum() / true.square().sum().clamp_min(1e-12)),
         "psnr_full_db": float(readings["psnr_full"].mean()),
@@ -150,7 +178,13 @@ def warp_table(result: dict[str, Any]) -> str:
         f"Warp alone (what the corrector pastes) against the full output, {result['pairs']} same-head pairs "
         f"({result['unsolved_pairs']} with a pupil not solved, left out): the warp moves the pupils "
         f"{result['pupil_move_slope']:.3f} of the true move; PSNR {result['psnr_full_db']:.2f} dB full, "
-        f"{result['psnr_warp_db']:.2f} dB warp alone.",
+        f"{result['psnr_warp_db']:.2f} dB warp alone."
+        + (
+            f" The warp folds on {result['folded_percent']:.2f} % of the strip, within {FOLD_RADIUS_PX:g} px of a "
+            f"target pupil on {result['open_pairs_folded_at_a_pupil']} open pairs."
+            if "folded_percent" in result
+            else ""
+        ),
         "",
         "| pairs | n | gaze moved | warp alone, iris | warp alone, judge | full output, judge | judge floor |",
         "|---|---|---|---|---|---|---|",

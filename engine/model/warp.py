@@ -62,3 +62,24 @@ def sample_flow(flow: Tensor, points: Tensor) -> Tensor:
     grid = (points * scale - 1.0).unsqueeze(1)  # -> B x 1 x K x 2, grid_sample's normalised coordinates
     sampled = F.grid_sample(flow, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return sampled[:, :, 0].transpose(1, 2)  # -> B x K x 2
+
+
+def flow_jacobian_det(flow: Tensor) -> Tensor:
+    """Determinant of the Jacobian of the sampling map ``p -> p + flow(p)`` of a backward warp, by forward
+    differences between neighbouring pixels: B x 2 x H x W -> B x (H-1) x (W-1), one value per pixel square.
+
+    1 where the warp translates rigidly, between 0 and 1 where it squeezes the source, above 1 where it
+    stretches it, and at or below 0 where it **folds**: the output shows a stretch of the source twice (once
+    mirrored), so edges double or smear. A fold-free warp keeps it above 0 everywhere.
+    """
+    if flow.ndim != 4 or flow.shape[1] != 2:
+        raise ValueError(f"flow must be B x 2 x H x W, got shape {tuple(flow.shape)}")
+    if flow.shape[2] < 2 or flow.shape[3] < 2:
+        raise ValueError(f"flow needs at least 2 x 2 pixels, got {tuple(flow.shape[2:])}")
+    fx, fy = flow[:, 0], flow[:, 1]
+    corner_x, corner_y = fx[:, :-1, :-1], fy[:, :-1, :-1]
+    dx_dx = 1.0 + fx[:, :-1, 1:] - corner_x  # d(x + fx)/dx
+    dx_dy = fx[:, 1:, :-1] - corner_x  # d(x + fx)/dy
+    dy_dx = fy[:, :-1, 1:] - corner_y  # d(y + fy)/dx
+    dy_dy = 1.0 + fy[:, 1:, :-1] - corner_y  # d(y + fy)/dy
+    return dx_dx * dy_dy - dx_dy * dy_dx  # -> B x (H-1) x (W-1)

@@ -157,6 +157,10 @@ class LossWeights:
     # a direct, long-range signal for the warp to move the pupils, which the renderer knows. Needs pairs with
     # pupil positions (the live sampler, or a pair cache written since session 16). Off by default, as above.
     pupil: float = 0.0
+    # Mean hinge below a Jacobian determinant of 0.2 of the flow's sampling map (engine.train.losses.fold_loss):
+    # keeps the warp from folding (showing a stretch of skin or iris twice), which the pupil term makes it do on
+    # large moves (docs/MODEL.md, "Folds"). Off by default, as above.
+    fold: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from engine.model.ght import ght_consistency
 from engine.model.guards import check_embedding, check_pitch_yaw
 from engine.model.rotation import redirect_embedding
-from engine.model.warp import sample_flow
+from engine.model.warp import flow_jacobian_det, sample_flow
 from engine.strip import pitch_yaw_to_vector
 
 # Keeps acos and sqrt away from their infinite-gradient points (cos = ±1, distance 0).
@@ -61,6 +61,23 @@ def pupil_flow_loss(flow: Tensor, source_pupil: Tensor, target_pupil: Tensor, va
     error = F.smooth_l1_loss(reached, source_pupil, reduction="none", beta=1.0).sum(-1)  # -> B x 2
     weight = valid.to(error.dtype).unsqueeze(1).expand_as(error)
     return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+# The fold loss starts below this determinant: a squeeze to a fifth of the area is still allowed (the sclera and
+# skin beside a pupil that moves 8 px must make room within a few pixels), a fold never.
+FOLD_MARGIN = 0.2
+
+
+def fold_loss(flow: Tensor, margin: float = FOLD_MARGIN) -> Tensor:
+    """Mean over pixels of ``relu(margin - det J)``, where ``J`` is the Jacobian of the backward warp's sampling map
+    ``p -> p + flow(p)`` (:func:`engine.model.warp.flow_jacobian_det`; flow B x 2 x H x W in strip pixels).
+
+    Zero for any warp that nowhere squeezes the source below ``margin`` of its area; grows with the depth and
+    extent of folds (determinant at or below 0), where the output would show a stretch of the source twice.
+    """
+    if margin <= 0:
+        raise ValueError(f"margin must be positive, got {margin}")
+    return F.relu(margin - flow_jacobian_det(flow)).mean()
 
 
 def angular_loss(predicted: Tensor, target: Tensor) -> Tensor:

@@ -63,6 +63,7 @@ from engine.train.losses import (
     StructuredGazeLoss,
     angular_loss,
     embedding_consistency_loss,
+    fold_loss,
     pseudo_label_loss,
     pupil_flow_loss,
     reconstruction_l1,
@@ -195,6 +196,9 @@ class RedirectorLosses(nn.Module):
                 )
             # the flow of the redirection to the target's gaze and head, as for the warp term
             terms["pupil"] = pupil_flow_loss(decoded.flow[:n], s.pupil, t.pupil, ~(s.closed | t.closed))
+        if cfg.weights.fold > 0:
+            # what the corrector pastes must not fold: only the gaze redirection's flow, the one pasted
+            terms["fold"] = fold_loss(decoded.flow[:n])
 
         with torch.no_grad():
             reference, reference_features = self.estimator.forward_with_features(torch.cat((s.image, t.image)))

@@ -7,7 +7,14 @@ import torch
 from torch import Tensor
 
 from engine.data.synth import Split
-from engine.eval.warp_eval import MAX_MISS_PX, WarpEvalConfig, evaluate_warp, summarise_warp, warp_table
+from engine.eval.warp_eval import (
+    MAX_MISS_PX,
+    WarpEvalConfig,
+    evaluate_warp,
+    folds_near,
+    summarise_warp,
+    warp_table,
+)
 from engine.model import Redirector, RedirectorOutput
 from tests.train.helpers import TINY_MODEL, TINY_SYNTH, tiny_estimator
 
@@ -28,6 +35,9 @@ def test_a_warp_that_moves_nothing_reads_as_the_whole_move_left() -> None:
     result = evaluate_warp(_StillWarp(TINY_MODEL), tiny_estimator("b"), TINY_SYNTH, config, progress=False)
     assert result["pairs"] == 16
     assert result["unsolved_pairs"] == 0
+    assert result["folded_percent"] == 0.0  # the identity folds nowhere
+    assert result["open_pairs_folded_at_a_pupil"] == 0
+    assert "folds on 0.00 % of the strip" in warp_table(result)
     assert result["pupil_move_slope"] == pytest.approx(0.0, abs=1e-6)
     opened = result["gaze_error_deg"]["open"]
     assert opened["pairs"] > 8
@@ -70,3 +80,17 @@ def test_the_judge_also_reads_the_pairs_whose_pupil_was_not_solved() -> None:
     assert every["judge_warp"] == pytest.approx(6.0)
     assert every["moved_deg"] == pytest.approx(80 / 3)
     assert "| open, unsolved pairs too | 3 | 26.67 | - | 6.00 | 3.00 | 1.00 |" in warp_table(result)
+
+
+def test_a_fold_counts_at_a_pupil_only_when_it_touches_it() -> None:
+    det = torch.ones(3, 15, 47)
+    det[0, 7, 20] = -0.5  # the square centred at (21, 8)
+    det[1, 7, 20] = 0.0  # a determinant of 0 folds too
+    det[2, 7, 20] = 0.01  # a squeeze, not a fold
+    at = torch.tensor([[24.5, 8.0], [40.0, 8.0]]).expand(3, 2, 2)
+    assert folds_near(det, at).tolist() == [True, True, False]
+    away = torch.tensor([[26.0, 8.0], [40.0, 8.0]]).expand(3, 2, 2)  # 5 px off in x
+    assert folds_near(det, away).tolist() == [False, False, False]
+    assert folds_near(det, away, radius=5.0).tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="points"):
+        folds_near(det, torch.zeros(3, 2))

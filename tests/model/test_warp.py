@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.model.warp import upsample_flow, warp
+from engine.model.warp import flow_jacobian_det, upsample_flow, warp
 
 
 def _image(h: int, w: int) -> torch.Tensor:
@@ -48,3 +48,19 @@ def test_warp_rejects_mismatched_flow() -> None:
         upsample_flow(torch.zeros(2, 3, 8, 32), (16, 64))
     with pytest.raises(ValueError, match="strip_size"):
         warp(image, torch.zeros(2, 2, 16, 64), (0, 64))
+
+
+def test_the_jacobian_determinant_reads_translation_squeeze_and_fold() -> None:
+    ys, xs = torch.meshgrid(torch.arange(8.0), torch.arange(12.0), indexing="ij")
+    shift = torch.stack((torch.full_like(xs, 3.0), torch.full_like(ys, -2.0))).unsqueeze(0)  # -> 1 x 2 x 8 x 12
+    assert torch.allclose(flow_jacobian_det(shift), torch.ones(1, 7, 11))
+    # sampling x -> x + fx with fx = -0.5 x squeezes the source to half its width: det 0.5
+    squeeze = torch.stack((-0.5 * xs, torch.zeros_like(ys))).unsqueeze(0)
+    assert torch.allclose(flow_jacobian_det(squeeze), torch.full((1, 7, 11), 0.5))
+    # fx = -2 x samples x -> -x: the source mirrored, a fold (det -1); shear in y alone keeps det 1
+    fold = torch.stack((-2.0 * xs, torch.zeros_like(ys))).unsqueeze(0)
+    assert torch.allclose(flow_jacobian_det(fold), torch.full((1, 7, 11), -1.0))
+    shear = torch.stack((0.7 * ys, torch.zeros_like(ys))).unsqueeze(0)
+    assert torch.allclose(flow_jacobian_det(shear), torch.ones(1, 7, 11))
+    with pytest.raises(ValueError, match="B x 2 x H x W"):
+        flow_jacobian_det(torch.zeros(1, 3, 8, 8))

@@ -13,6 +13,7 @@ from engine.train.losses import (
     StructuredGazeLoss,
     angular_loss,
     embedding_consistency_loss,
+    fold_loss,
     ght_consistency_loss,
     pseudo_label_loss,
     pupil_flow_loss,
@@ -153,3 +154,23 @@ def test_the_pupil_loss_is_zero_for_the_right_flow_and_counts_pixels_otherwise()
     assert float(pupil_flow_loss(flow, wrong, target, torch.tensor([False, False]))) == 0.0
     with pytest.raises(ValueError, match="bool mask"):
         pupil_flow_loss(flow, target, target, torch.tensor([1, 1]))
+
+
+def test_the_fold_loss_ignores_smooth_warps_and_grows_with_a_fold() -> None:
+    xs = torch.arange(32.0).view(1, 1, 32).expand(2, 16, 32)
+    zeros = torch.zeros_like(xs)
+    rigid = torch.stack((torch.full_like(xs, 5.0), zeros), dim=1)  # -> 2 x 2 x 16 x 32
+    assert float(fold_loss(rigid)) == 0.0
+    # a squeeze to half the area is allowed; to a tenth is not (0.2 - 0.1 on every pixel square)
+    assert float(fold_loss(torch.stack((-0.5 * xs, zeros), dim=1))) == 0.0
+    assert float(fold_loss(torch.stack((-0.9 * xs, zeros), dim=1))) == pytest.approx(0.1, abs=1e-5)
+    # a bump that moves columns 10-20 back 6 px folds where it rises and fell too steeply: the loss sees it, and
+    # its gradient flattens the bump (a descent step lowers it)
+    bump = (6.0 * torch.exp(-(((xs - 15.0) / 2.0) ** 2))).requires_grad_(True)
+    loss = fold_loss(torch.stack((bump, zeros), dim=1))
+    assert float(loss.detach()) > 0.0
+    (grad,) = torch.autograd.grad(loss, bump)
+    after = fold_loss(torch.stack((bump.detach() - 0.5 * grad / grad.abs().max(), zeros), dim=1))
+    assert float(after) < float(loss.detach())
+    with pytest.raises(ValueError, match="positive"):
+        fold_loss(rigid, margin=0.0)

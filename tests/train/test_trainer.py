@@ -14,7 +14,7 @@ from engine.data.synth.cache import CachedPairs, write_cache
 from engine.model.warp import warp
 from engine.train.checkpoint import load_payload, load_redirector
 from engine.train.config import LossWeights, TrainConfig
-from engine.train.losses import pupil_flow_loss, reconstruction_l1
+from engine.train.losses import fold_loss, pupil_flow_loss, reconstruction_l1
 from engine.train.trainer import DistContext, Trainer, widen_flow_bound
 from tests.train.helpers import TINY_MODEL, TINY_SYNTH, tiny_config, tiny_estimator
 
@@ -149,6 +149,30 @@ def test_the_pupil_loss_is_the_flow_s_miss_at_the_pupils_and_training_lowers_it(
     without = type(batch)(replace(s, pupil=None), replace(t, pupil=None))
     with pytest.raises(ValueError, match="pupil positions"):
         trainer.train_step(without)
+
+
+def test_the_fold_loss_is_the_pasted_flow_s_and_training_with_it_folds_less(tmp_path: Path) -> None:
+    batch = SynthSampler(TINY_SYNTH, Split.TRAIN, seed=0, batch_size=4).pairs(0)
+    s, t = batch.source, batch.target
+
+    def fold_after(weights: LossWeights, name: str, steps: int) -> tuple[float, float, float]:
+        trainer = Trainer(tiny_config(tmp_path / name, weights=weights), tiny_estimator(), progress=False)
+        m = trainer.model
+        with torch.no_grad():
+            expected = fold_loss(m.decode(m.redirect(m.encode(s.image), t.gaze, t.head), s.image).flow)
+        first = float(trainer.train_step(batch).get("fold", torch.tensor(float("nan"))))
+        for _ in range(steps - 1):
+            trainer.train_step(batch)
+        with torch.no_grad():
+            last = fold_loss(m.decode(m.redirect(m.encode(s.image), t.gaze, t.head), s.image).flow)
+        return float(expected), first, float(last)
+
+    # a strong pupil term makes the flow fold, as in the shipped model's training: the fold term must undo it
+    expected, first, guarded = fold_after(LossWeights(pupil=50.0, fold=2000.0), "fold", 15)
+    assert first == pytest.approx(expected, rel=1e-5, abs=1e-9)
+    _, _, free = fold_after(LossWeights(pupil=50.0), "free", 15)
+    assert free > 0.0
+    assert guarded < 0.5 * free, (guarded, free)
 
 
 def test_fine_tuning_with_a_wider_flow_bound_starts_from_about_the_same_warp(tmp_path: Path) -> None:
