@@ -24,6 +24,8 @@ of ``FLOWPX`` strip pixels (16; the shipped network has 8), and scores what
 the corrector pastes, the warp alone, for both redirectors (``warp_evaluation``, ``engine.eval.warp_eval``).
 Session 16 adds the pupil loss (``PUPIL``, weight 5; 0 trains without it): the flow must take each target pupil
 to the source's (``engine.train.losses.pupil_flow_loss``; the cache stores the renderer's pupil positions).
+Session 17 adds the fold loss (``FOLD``, weight 300; 0 trains without it): the warp must not fold, which the
+pupil term made it do on large moves (``engine.train.losses.fold_loss``).
 A tiny CPU run that checks the script end to end:
 ``DEV=cpu NPAIRS=64 SECONDS=10 EVAL=32 BATCH=4 BBATCH=4 CALPAIRS=16 GAINPAIRS=32 OUT=/tmp/c3o WORK=/tmp/c3w``.
 """
@@ -96,11 +98,16 @@ if __name__ == "__main__":
     # bound makes room for it (the trainer scales the shipped flow head to the new bound)
     cfg = replace(
         cfg,
-        weights=replace(cfg.weights, warp=float(env("WARP", "200")), pupil=float(env("PUPIL", "5"))),
+        weights=replace(
+            cfg.weights,
+            warp=float(env("WARP", "200")),
+            pupil=float(env("PUPIL", "5")),
+            fold=float(env("FOLD", "300")),
+        ),
         model=replace(cfg.model, max_flow_px=float(env("FLOWPX", "16"))),
     )
     summary["warp_weight"], summary["max_flow_px"] = cfg.weights.warp, cfg.model.max_flow_px
-    summary["pupil_weight"] = cfg.weights.pupil
+    summary["pupil_weight"], summary["fold_weight"] = cfg.weights.pupil, cfg.weights.fold
     bcfg = EstimatorTrainConfig(
         estimator=EstimatorConfig(arch="b", width=24),
         steps=10**7,
