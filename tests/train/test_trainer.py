@@ -168,7 +168,7 @@ def test_the_fold_loss_is_the_pasted_flow_s_and_training_with_it_folds_less(tmp_
         return float(expected), first, float(last)
 
     # a strong pupil term makes the flow fold, as in the shipped model's training: the fold term must undo it
-    expected, first, guarded = fold_after(LossWeights(pupil=50.0, fold=2000.0), "fold", 15)
+    expected, first, guarded = fold_after(LossWeights(pupil=50.0, fold=20000.0), "fold", 15)
     assert first == pytest.approx(expected, rel=1e-5, abs=1e-9)
     _, _, free = fold_after(LossWeights(pupil=50.0), "free", 15)
     assert free > 0.0
