@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -56,7 +57,7 @@ class StripBatch:
     def __len__(self) -> int:
         return int(self.image.shape[0])
 
-    def _map(self, fn: Any) -> StripBatch:
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> StripBatch:
         """The batch with ``fn`` applied to every tensor (an absent ``pupil`` stays absent)."""
         mapped: dict[str, Any] = {f.name: None if (v := getattr(self, f.name)) is None else fn(v) for f in fields(self)}
         return StripBatch(**mapped)
