@@ -158,14 +158,16 @@ def test_the_fold_loss_is_the_pasted_flow_s_and_training_with_it_folds_less(tmp_
     def fold_after(weights: LossWeights, name: str, steps: int) -> tuple[float, float, float]:
         trainer = Trainer(tiny_config(tmp_path / name, weights=weights), tiny_estimator(), progress=False)
         m = trainer.model
-        with torch.no_grad():
-            expected = fold_loss(m.decode(m.redirect(m.encode(s.image), t.gaze, t.head), s.image).flow)
+
+        @torch.no_grad()
+        def folded() -> float:  # the fold loss of the flow the trainer's term sees: gaze and head redirected
+            return float(fold_loss(m.decode(m.redirect(m.encode(s.image), t.gaze, t.head), s.image).flow))
+
+        expected = folded()
         first = float(trainer.train_step(batch).get("fold", torch.tensor(float("nan"))))
         for _ in range(steps - 1):
             trainer.train_step(batch)
-        with torch.no_grad():
-            last = fold_loss(m.decode(m.redirect(m.encode(s.image), t.gaze, t.head), s.image).flow)
-        return float(expected), first, float(last)
+        return expected, first, folded()
 
     # a strong pupil term makes the flow fold, as in the shipped model's training: the fold term must undo it
     expected, first, guarded = fold_after(LossWeights(pupil=50.0, fold=20000.0), "fold", 15)
