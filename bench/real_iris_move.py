@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from engine.model.warp import flow_jacobian_det
-from engine.runtime import Corrector, Settings, load_model, select_backend
+from engine.runtime import Settings, correct_still, load_model, select_backend
 from engine.runtime.backends.base import Backend, Float32Array, NetOutputs
 from engine.runtime.face import FaceTracker
 from engine.runtime.samples import SAMPLE_NAMES, sample_face
@@ -69,9 +69,7 @@ def _irises(tracker: FaceTracker, frame: NDArray[np.uint8]) -> tuple[NDArray[np.
 
 
 def _corrected(backend: Backend, frame: NDArray[np.uint8], pitch: float, yaw: float) -> NDArray[np.uint8]:
-    with Corrector(backend, video=False) as corrector:
-        out, _ = corrector.process(frame, Settings(target_pitch_deg=pitch, target_yaw_deg=yaw))
-    return out
+    return correct_still(backend, frame, Settings(target_pitch_deg=pitch, target_yaw_deg=yaw))[0]
 
 
 def measure(backend: Backend, tracker: FaceTracker) -> dict[str, dict[str, float]]:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
-from engine.runtime import Corrector, Settings, load_model, select_backend
+from engine.runtime import Settings, correct_still, load_model, select_backend
 from engine.runtime.samples import sample_face
 
 
@@ -26,10 +27,9 @@ def main() -> None:
     backend = select_backend("onnxruntime", load_model(None))
     rows = []
     for gain in (0.0, 0.5, 1.0):
-        crops = []
+        crops: list[NDArray[np.uint8]] = []
         for yaw in (0.0, 15.0):
-            with Corrector(backend, video=False) as corrector:
-                out, telemetry = corrector.process(image, Settings(target_yaw_deg=yaw, residual_gain=gain))
+            out, telemetry = correct_still(backend, image, Settings(target_yaw_deg=yaw, residual_gain=gain))
             boxes = telemetry.faces[0].eye_boxes
             x0, y0 = min(b[0] for b in boxes) - 24, min(b[1] for b in boxes) - 16
             x1, y1 = max(b[2] for b in boxes) + 24, max(b[3] for b in boxes) + 16

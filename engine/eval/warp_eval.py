@@ -9,6 +9,9 @@ as the corrector runs it (target gaze, strength 1):
   pupils (no network; exact on true renders), and the least-squares slope of that pupil move on the true one;
 - ``judge_full`` / ``judge_warp`` / ``judge_floor``: the judge's gaze error on the full output, on the warp
   alone, and on the true target render;
+- ``gaze_move_fraction``: how far along the true move (target gaze minus source gaze) each reading of the warp,
+  the full output and the target render lands, as a least-squares slope over the solved open pairs (1: the whole
+  move; the judge's slope on the true renders is its own shrink, against which the others compare);
 - PSNR of the full output and of the warp alone against the true target render;
 - folds (:func:`engine.model.warp.flow_jacobian_det` at or below 0): the share of the strip where the warp folds,
   and whether it folds within ``FOLD_RADIUS_PX`` of a target pupil, where a fold shows as a doubled or smeared iris.
@@ -108,8 +111,11 @@ def warp_readings(
                 add("iris_move", iris.pupils - source.pupil_px)
                 add("miss", iris.miss_px)
                 add("iris", angular_error_deg(iris.gaze, t.gaze))
+                add("gaze_move", t.gaze - s.gaze)  # -> B x 2 (pitch, yaw), radians
+                add("gaze_iris", iris.gaze - s.gaze)
                 for name, reading in zip(("judge_full", "judge_warp", "judge_floor"), read, strict=True):
                     add(name, angular_error_deg(reading, t.gaze))
+                    add(f"gaze_{name}", reading - s.gaze)
                 add("psnr_full", psnr(out.strip_out, t.image))
                 add("psnr_warp", psnr(warped, t.image))
                 det = flow_jacobian_det(out.flow)
@@ -119,6 +125,11 @@ def warp_readings(
     finally:
         net.train(was_training)
     return {key: torch.cat(value) for key, value in rows.items()}
+
+
+def _slope(moved: Tensor, true: Tensor) -> float:
+    """The least-squares ``k`` of ``moved ~ k * true`` over all rows and components (N x k each)."""
+    return float((moved * true).sum() / true.square().sum().clamp_min(1e-12))
 
 
 def summarise_warp(readings: dict[str, Tensor]) -> dict[str, Any]:
@@ -151,12 +162,22 @@ def summarise_warp(readings: dict[str, Tensor]) -> dict[str, Any]:
             "folded_percent": 100.0 * float(readings["fold_share"].mean()),
             "open_pairs_folded_at_a_pupil": int((readings["fold_at_pupil"][:, 0].bool() & opened).sum()),
         }
+    along = {}
+    if "gaze_move" in readings:  # readings from before session 18 have none
+        true_move = readings["gaze_move"][base]
+        along = {
+            "gaze_move_fraction": {
+                name: _slope(readings[f"gaze_{name}"][base], true_move)
+                for name in ("iris", "judge_warp", "judge_full", "judge_floor")
+            }
+        }
     return {
         "pairs": len(opened),
         "unsolved_pairs": int((~solved).sum()),
         **folds,
+        **along,
         "judge_every_open_pair": {"pairs": int(opened.sum()), **judged},
-        "pupil_move_slope": float((move * true).sum() / true.square().sum().clamp_min(1e-12)),
+        "pupil_move_slope": _slope(move, true),
         "psnr_full_db": float(readings["psnr_full"].mean()),
         "psnr_warp_db": float(readings["psnr_warp"].mean()),
         "gaze_error_deg": table,
@@ -183,6 +204,13 @@ def warp_table(result: dict[str, Any]) -> str:
             f" The warp folds on {result['folded_percent']:.2f} % of the strip, within {FOLD_RADIUS_PX:g} px of a "
             f"target pupil on {result['open_pairs_folded_at_a_pupil']} open pairs."
             if "folded_percent" in result
+            else ""
+        )
+        + (
+            " Along the true gaze move, the warp lands {iris:.3f} of it by the iris reading and {judge_warp:.3f} by "
+            "the judge, the full output {judge_full:.3f} by the judge, the target render {judge_floor:.3f} (the "
+            "judge's own shrink).".format(**result["gaze_move_fraction"])
+            if "gaze_move_fraction" in result
             else ""
         ),
         "",

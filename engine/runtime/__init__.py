@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.runtime.backends import Backend, NetOutputs, load_model, select_backend
-    from engine.runtime.corrector import Corrector, PreparedFrame, batch_inputs
+    from engine.runtime.corrector import Corrector, PreparedFrame, batch_inputs, correct_still
     from engine.runtime.settings import Mode, Settings
     from engine.runtime.telemetry import FaceTelemetry, Telemetry
 
@@ -25,6 +25,7 @@ _WHERE = {
     "Corrector": "engine.runtime.corrector",
     "PreparedFrame": "engine.runtime.corrector",
     "batch_inputs": "engine.runtime.corrector",
+    "correct_still": "engine.runtime.corrector",
     "Mode": "engine.runtime.settings",
     "Settings": "engine.runtime.settings",
     "FaceTelemetry": "engine.runtime.telemetry",
@@ -41,6 +42,7 @@ __all__ = [
     "Settings",
     "Telemetry",
     "batch_inputs",
+    "correct_still",
     "load_model",
     "select_backend",
 ]

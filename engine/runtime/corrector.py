@@ -394,3 +394,13 @@ class Corrector:
             strength=face.strength,
             gates=face.gates.as_dict(),
         )
+
+
+def correct_still(backend: Backend, frame_rgb: Uint8Array, settings: Settings) -> tuple[Uint8Array, Telemetry]:
+    """Correct one still photo with a fresh :class:`Corrector` (photo mode: nothing carried over from other frames).
+
+    What ``mirada correct`` does to an image, for scripts and tests that compare photos under several settings: each
+    call starts with no face track, no smoothing and no look-away, so its result depends on its arguments alone.
+    """
+    with Corrector(backend, video=False) as corrector:
+        return corrector.process(frame_rgb, settings)

@@ -161,6 +161,10 @@ class LossWeights:
     # keeps the warp from folding (showing a stretch of skin or iris twice), which the pupil term makes it do on
     # large moves (docs/MODEL.md, "Folds"). Off by default, as above.
     fold: float = 0.0
+    # The same hinge counted only at the eyes (engine.train.losses.eye_cells: the target's visible eyeball and 4 px
+    # around it, where a fold doubles an iris or lid edge), on top of ``fold``: session 17's fold term left folds
+    # beside a pupil on large moves while most of its weight went to the strip's edges. Off by default, as above.
+    eye_fold: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

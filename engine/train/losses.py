@@ -68,16 +68,46 @@ def pupil_flow_loss(flow: Tensor, source_pupil: Tensor, target_pupil: Tensor, va
 FOLD_MARGIN = 0.2
 
 
-def fold_loss(flow: Tensor, margin: float = FOLD_MARGIN) -> Tensor:
+def fold_loss(flow: Tensor, margin: float = FOLD_MARGIN, weight: Tensor | None = None) -> Tensor:
     """Mean over pixels of ``relu(margin - det J)``, where ``J`` is the Jacobian of the backward warp's sampling map
     ``p -> p + flow(p)`` (:func:`engine.model.warp.flow_jacobian_det`; flow B x 2 x H x W in strip pixels).
 
     Zero for any warp that nowhere squeezes the source below ``margin`` of its area; grows with the depth and
     extent of folds (determinant at or below 0), where the output would show a stretch of the source twice.
+    ``weight`` (B x (H-1) x (W-1), optional) scales each pixel square's hinge before the mean, e.g.
+    :func:`eye_cells` to count only the folds at the eyes.
     """
     if margin <= 0:
         raise ValueError(f"margin must be positive, got {margin}")
-    return F.relu(margin - flow_jacobian_det(flow)).mean()
+    hinge = F.relu(margin - flow_jacobian_det(flow))  # -> B x (H-1) x (W-1)
+    if weight is not None:
+        if weight.shape != hinge.shape:
+            raise ValueError(f"weight must be B x (H-1) x (W-1) = {tuple(hinge.shape)}, got {tuple(weight.shape)}")
+        hinge = hinge * weight
+    return hinge.mean()
+
+
+# Cells of the flow within this many strip pixels of the target's visible eyeball count as the eye's for the
+# eye-fold term: the reach of engine.eval.warp_eval's "folded beside a pupil" (4 px), so the term guards what that
+# reading counts, lid edges included.
+EYE_FOLD_REACH_PX = 4
+
+
+def eye_cells(mask: Tensor, reach_px: int = EYE_FOLD_REACH_PX) -> Tensor:
+    """How much each pixel square of :func:`engine.model.warp.flow_jacobian_det` belongs to the eye:
+    ``mask`` B x 1 x H x W (the visible eyeball, in [0, 1]) -> B x (H-1) x (W-1) in [0, 1].
+
+    A square takes the mean of its four pixels, then the largest value within ``reach_px`` (a dilation), so that
+    squares just outside the eyeball, on the lids beside the iris, count fully.
+    """
+    if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[2] < 2 or mask.shape[3] < 2:
+        raise ValueError(f"mask must be B x 1 x H x W with H, W >= 2, got shape {tuple(mask.shape)}")
+    if reach_px < 0:
+        raise ValueError(f"reach_px must be non-negative, got {reach_px}")
+    cells = F.avg_pool2d(mask, 2, stride=1)  # -> B x 1 x (H-1) x (W-1)
+    if reach_px > 0:
+        cells = F.max_pool2d(cells, 2 * reach_px + 1, stride=1, padding=reach_px)
+    return cells[:, 0]
 
 
 def angular_loss(predicted: Tensor, target: Tensor) -> Tensor:

@@ -63,6 +63,7 @@ from engine.train.losses import (
     StructuredGazeLoss,
     angular_loss,
     embedding_consistency_loss,
+    eye_cells,
     fold_loss,
     pseudo_label_loss,
     pupil_flow_loss,
@@ -199,6 +200,9 @@ class RedirectorLosses(nn.Module):
         if cfg.weights.fold > 0:
             # what the corrector pastes must not fold: only the gaze redirection's flow, the one pasted
             terms["fold"] = fold_loss(decoded.flow[:n])
+        if cfg.weights.eye_fold > 0:
+            # the output pixels are the target's, so its eyeball mask says where the pasted warp shows an eye
+            terms["eye_fold"] = fold_loss(decoded.flow[:n], weight=eye_cells(t.mask))
 
         with torch.no_grad():
             reference, reference_features = self.estimator.forward_with_features(torch.cat((s.image, t.image)))

@@ -39,6 +39,12 @@ def test_a_warp_that_moves_nothing_reads_as_the_whole_move_left() -> None:
     assert result["open_pairs_folded_at_a_pupil"] == 0
     assert "folds on 0.00 % of the strip" in warp_table(result)
     assert result["pupil_move_slope"] == pytest.approx(0.0, abs=1e-6)
+    # the identity leaves the source: by the iris reading none of the gaze move is made (the source's pupils read
+    # in the target's scene, up to the fixation distance), and the full output is the same image as the warp
+    fraction = result["gaze_move_fraction"]
+    assert fraction["iris"] == pytest.approx(0.0, abs=0.05)
+    assert fraction["judge_full"] == pytest.approx(fraction["judge_warp"], abs=1e-6)
+    assert "lands 0.0" in warp_table(result) or "lands -0.0" in warp_table(result)
     opened = result["gaze_error_deg"]["open"]
     assert opened["pairs"] > 8
     # the source's pupils read from the target's scene: the source's gaze, up to the fixation distance
@@ -72,6 +78,7 @@ def test_the_judge_also_reads_the_pairs_whose_pupil_was_not_solved() -> None:
         "psnr_warp": column(29, 29, 29, 29),
     }
     result = summarise_warp(readings)
+    assert "gaze_move_fraction" not in result  # readings from before session 18
     assert result["unsolved_pairs"] == 1
     assert result["gaze_error_deg"]["open"]["pairs"] == 2
     assert result["gaze_error_deg"]["open"]["judge_warp"] == pytest.approx(3.0)
@@ -94,3 +101,33 @@ def test_a_fold_counts_at_a_pupil_only_when_it_touches_it() -> None:
     assert folds_near(det, away, radius=5.0).tolist() == [True, True, False]
     with pytest.raises(ValueError, match="points"):
         folds_near(det, torch.zeros(3, 2))
+
+
+def test_the_gaze_move_fraction_is_the_slope_along_the_true_move() -> None:
+    def column(*values: float) -> Tensor:
+        return torch.tensor(values, dtype=torch.float64).view(-1, 1)
+
+    move = torch.tensor([[0.2, 0.0], [0.0, -0.4], [0.1, 0.1], [0.3, 0.3]], dtype=torch.float64)
+    readings = {
+        "open": column(1, 1, 1, 0),  # the fourth pair is closed: left out
+        "glasses": column(0, 0, 0, 0),
+        "moved_deg": column(10, 20, 8, 24),
+        "true_move": torch.ones(4, 4, dtype=torch.float64),
+        "iris_move": torch.ones(4, 4, dtype=torch.float64),
+        "miss": column(0.0, 0.0, 0.0, 0.0),
+        "psnr_full": column(30, 30, 30, 30),
+        "psnr_warp": column(29, 29, 29, 29),
+        "gaze_move": move,
+        "gaze_iris": 0.9 * move,
+        "gaze_judge_warp": 0.8 * move + torch.tensor([[0.0, 0.05]], dtype=torch.float64),  # plus an offset
+        "gaze_judge_full": move,
+        "gaze_judge_floor": 0.95 * move,
+    }
+    for name in ("iris", "judge_full", "judge_warp", "judge_floor"):
+        readings[name] = column(1, 1, 1, 1)
+    fraction = summarise_warp(readings)["gaze_move_fraction"]
+    assert fraction["iris"] == pytest.approx(0.9)
+    assert fraction["judge_full"] == pytest.approx(1.0)
+    assert fraction["judge_floor"] == pytest.approx(0.95)
+    # the offset projects onto the yaw moves of the open pairs: (-0.4 + 0.1) * 0.05 / (0.04 + 0.16 + 0.02)
+    assert fraction["judge_warp"] == pytest.approx(0.8 + (-0.3 * 0.05) / 0.22)

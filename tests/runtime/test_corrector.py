@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from engine.data.face_to_strip import pixels_per_strip_pixel
 from engine.runtime.backends.base import NetOutputs
-from engine.runtime.corrector import Corrector, batch_inputs
+from engine.runtime.corrector import Corrector, batch_inputs, correct_still
 from engine.runtime.face import IRIS_CENTRES, FaceTracker
 from engine.runtime.settings import Mode, Settings
 from tests.runtime.fakes import FakeBackend, outside_boxes
@@ -46,6 +46,21 @@ def test_moving_the_eyes_changes_only_the_eye_regions(name: str, request: pytest
     assert np.array_equal(out[outside], frame[outside]), "pixels outside the eye boxes must be bit-identical"
     # The eye boxes are small: a few percent of the frame at most.
     assert (~outside).mean() < 0.05
+
+
+def test_correct_still_is_a_fresh_photo_corrector_each_time(grace_hopper: Frame) -> None:
+    backend = FakeBackend(flow_xy=(0.0, 3.0))
+    with Corrector(backend, video=False) as corrector:
+        expected, expected_telemetry = corrector.process(grace_hopper, Settings())
+        # a corrector that already saw a frame carries its track into the next one: its frame index moves on
+        _, later = corrector.process(grace_hopper, Settings())
+    assert later.frame_index == 1
+    for _ in range(2):  # each call starts afresh, so repeated calls agree with a new corrector's first frame
+        out, telemetry = correct_still(backend, grace_hopper, Settings())
+        assert telemetry.frame_index == 0
+        assert telemetry.faces[0].eye_boxes == expected_telemetry.faces[0].eye_boxes
+        assert np.array_equal(out, expected)
+    assert not np.array_equal(expected, grace_hopper)  # the flow moved something: the comparison is not vacuous
 
 
 def test_zero_flow_and_residual_reproduce_the_frame_bit_for_bit(grace_hopper: Frame) -> None:

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from engine.runtime.backends.base import Backend
 from engine.runtime.backends.select import load_model, select_backend
-from engine.runtime.corrector import Corrector
+from engine.runtime.corrector import Corrector, correct_still
 from engine.runtime.face import FaceTracker
 from engine.runtime.settings import Settings
 from tests.runtime.fakes import outside_boxes
@@ -45,8 +45,7 @@ def _iris(tracker: FaceTracker, frame: Frame) -> tuple[NDArray[np.float64], floa
 
 
 def _correct(backend: Backend, frame: Frame, pitch: float, yaw: float) -> tuple[Frame, list[tuple[int, int, int, int]]]:
-    with Corrector(backend, video=False) as corrector:
-        out, telemetry = corrector.process(frame, Settings(target_pitch_deg=pitch, target_yaw_deg=yaw))
+    out, telemetry = correct_still(backend, frame, Settings(target_pitch_deg=pitch, target_yaw_deg=yaw))
     assert len(telemetry.faces) == 1
     return out, telemetry.faces[0].eye_boxes
 

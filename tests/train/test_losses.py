@@ -13,6 +13,7 @@ from engine.train.losses import (
     StructuredGazeLoss,
     angular_loss,
     embedding_consistency_loss,
+    eye_cells,
     fold_loss,
     ght_consistency_loss,
     pseudo_label_loss,
@@ -174,3 +175,43 @@ def test_the_fold_loss_ignores_smooth_warps_and_grows_with_a_fold() -> None:
     assert float(after) < float(loss.detach())
     with pytest.raises(ValueError, match="positive"):
         fold_loss(rigid, margin=0.0)
+
+
+def test_the_fold_loss_weighs_each_pixel_square() -> None:
+    xs = torch.arange(32.0).view(1, 1, 32).expand(2, 16, 32)
+    zeros = torch.zeros_like(xs)
+    squeeze = torch.stack((-0.9 * xs, zeros), dim=1)  # 0.1 of hinge on every pixel square
+    ones = torch.ones(2, 15, 31)
+    assert float(fold_loss(squeeze, weight=ones)) == pytest.approx(float(fold_loss(squeeze)), rel=1e-6)
+    half = ones.clone()
+    half[:, :, 16:] = 0.0  # only the left 16 of 31 columns count
+    assert float(fold_loss(squeeze, weight=half)) == pytest.approx(0.1 * 16 / 31, rel=1e-5)
+    # a fold where the weight is 0 does not count
+    bump = 6.0 * torch.exp(-(((xs - 24.0) / 2.0) ** 2))
+    assert float(fold_loss(torch.stack((bump, zeros), dim=1))) > 0.0
+    assert float(fold_loss(torch.stack((bump, zeros), dim=1), weight=half)) == 0.0
+    with pytest.raises(ValueError, match="weight must be"):
+        fold_loss(squeeze, weight=torch.ones(2, 16, 32))
+
+
+def test_eye_cells_cover_the_eyeball_and_reach_beyond_it() -> None:
+    mask = torch.zeros(1, 1, 24, 48)
+    mask[0, 0, 10:12, 20:22] = 1.0  # a 2 x 2 eyeball
+    exact = eye_cells(mask, reach_px=0)
+    assert exact.shape == (1, 23, 47)
+    assert float(exact[0, 10, 20]) == 1.0  # the square of the four eyeball pixels
+    assert float(exact[0, 10, 21]) == 0.5  # half of its pixels
+    assert float(exact[0, 9, 19]) == 0.25
+    assert float(exact.sum()) == pytest.approx(4.0)  # each pixel is shared by four squares
+    near = eye_cells(mask, reach_px=4)
+    assert float(near[0, 10, 24]) == 1.0  # 4 squares right of the full one
+    assert float(near[0, 10, 25]) == 0.5  # 4 right of the half one
+    assert float(near[0, 10, 26]) == 0.0
+    assert float(near[0, 5, 20]) == 0.5  # above: 4 rows over the half square
+    assert float(near[0, 4, 20]) == 0.0
+    assert float(near.min()) == 0.0
+    assert float(near.max()) == 1.0
+    with pytest.raises(ValueError, match="mask must be"):
+        eye_cells(mask[:, 0])
+    with pytest.raises(ValueError, match="reach_px"):
+        eye_cells(mask, reach_px=-1)

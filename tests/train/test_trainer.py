@@ -14,7 +14,7 @@ from engine.data.synth.cache import CachedPairs, write_cache
 from engine.model.warp import warp
 from engine.train.checkpoint import load_payload, load_redirector
 from engine.train.config import LossWeights, TrainConfig
-from engine.train.losses import fold_loss, pupil_flow_loss, reconstruction_l1
+from engine.train.losses import eye_cells, fold_loss, pupil_flow_loss, reconstruction_l1
 from engine.train.trainer import DistContext, Trainer, widen_flow_bound
 from tests.train.helpers import TINY_MODEL, TINY_SYNTH, tiny_config, tiny_estimator
 
@@ -151,30 +151,40 @@ def test_the_pupil_loss_is_the_flow_s_miss_at_the_pupils_and_training_lowers_it(
         trainer.train_step(without)
 
 
-def test_the_fold_loss_is_the_pasted_flow_s_and_training_with_it_folds_less(tmp_path: Path) -> None:
+def test_the_fold_terms_are_the_pasted_flow_s_and_training_with_them_folds_less(tmp_path: Path) -> None:
     batch = SynthSampler(TINY_SYNTH, Split.TRAIN, seed=0, batch_size=4).pairs(0)
     s, t = batch.source, batch.target
+    at_eyes = eye_cells(t.mask)  # the target's eyeballs and 4 px around them: where the output shows the eyes
 
-    def fold_after(weights: LossWeights, name: str, steps: int) -> tuple[float, float, float]:
+    def folds_after(weights: LossWeights, name: str, steps: int = 15) -> dict[str, tuple[float, float, float]]:
+        """Per term (fold, eye_fold): its value on the batch before training, the trainer's first reading of
+        it (NaN when the term is off) and its value after ``steps`` steps."""
         trainer = Trainer(tiny_config(tmp_path / name, weights=weights), tiny_estimator(), progress=False)
         m = trainer.model
 
         @torch.no_grad()
-        def folded() -> float:  # the fold loss of the flow the trainer's term sees: gaze and head redirected
-            return float(fold_loss(m.decode(m.redirect(m.encode(s.image), t.gaze, t.head), s.image).flow))
+        def folded() -> dict[str, float]:  # the flow the trainer's terms see: gaze and head redirected
+            flow = m.decode(m.redirect(m.encode(s.image), t.gaze, t.head), s.image).flow
+            return {"fold": float(fold_loss(flow)), "eye_fold": float(fold_loss(flow, weight=at_eyes))}
 
-        expected = folded()
-        first = float(trainer.train_step(batch).get("fold", torch.tensor(float("nan"))))
+        before = folded()
+        first = trainer.train_step(batch)
         for _ in range(steps - 1):
             trainer.train_step(batch)
-        return expected, first, folded()
+        after = folded()
+        nan = torch.tensor(float("nan"))
+        return {term: (before[term], float(first.get(term, nan)), after[term]) for term in before}
 
-    # a strong pupil term makes the flow fold, as in the shipped model's training: the fold term must undo it
-    expected, first, guarded = fold_after(LossWeights(pupil=50.0, fold=20000.0), "fold", 15)
-    assert first == pytest.approx(expected, rel=1e-5, abs=1e-9)
-    _, _, free = fold_after(LossWeights(pupil=50.0), "free", 15)
-    assert free > 0.0
-    assert guarded < 0.5 * free, (guarded, free)
+    # a strong pupil term makes the flow fold, as in the shipped model's training: the fold terms must undo it
+    free = folds_after(LossWeights(pupil=50.0), "free")
+    guarded = folds_after(LossWeights(pupil=50.0, fold=20000.0), "fold")
+    eye_guarded = folds_after(LossWeights(pupil=50.0, eye_fold=50000.0), "eye_fold")
+    assert guarded["fold"][1] == pytest.approx(guarded["fold"][0], rel=1e-5, abs=1e-9)
+    assert eye_guarded["eye_fold"][1] == pytest.approx(eye_guarded["eye_fold"][0], rel=1e-5, abs=1e-9)
+    assert free["fold"][2] > 0.0
+    assert free["eye_fold"][2] > 0.0
+    assert guarded["fold"][2] < 0.5 * free["fold"][2], (guarded, free)
+    assert eye_guarded["eye_fold"][2] < 0.5 * free["eye_fold"][2], (eye_guarded, free)
 
 
 def test_fine_tuning_with_a_wider_flow_bound_starts_from_about_the_same_warp(tmp_path: Path) -> None:
