@@ -162,8 +162,9 @@ class LossWeights:
     # large moves (docs/MODEL.md, "Folds"). Off by default, as above.
     fold: float = 0.0
     # The same hinge counted only at the eyes (engine.train.losses.eye_cells: the target's visible eyeball and 4 px
-    # around it, where a fold doubles an iris or lid edge), on top of ``fold``: session 17's fold term left folds
-    # beside a pupil on large moves while most of its weight went to the strip's edges. Off by default, as above.
+    # around it, where a fold doubles an iris or lid edge), on top of ``fold``, which weighs every pixel square
+    # alike and left folds beside a pupil on large moves. Off by default: the one run with it (session 18) took
+    # those folds away, but the judge read its gaze worse, so it was not shipped (docs/MODEL.md, "Folds at the eyes").
     eye_fold: float = 0.0
 
     def __post_init__(self) -> None:
