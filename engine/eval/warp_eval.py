@@ -34,14 +34,14 @@ from engine.eval.iris import warp_gaze
 from engine.eval.metrics import psnr
 from engine.model import Redirector
 from engine.model.mirror import MirrorEnsemble
-from engine.model.warp import flow_jacobian_det, warp
+from engine.model.warp import FOLD_REACH_PX, flow_jacobian_det, warp
 from engine.strip import angular_error_deg
 from engine.train.estimator import Judge
 
 # A pupil solved worse than this (strip pixels) sits where the flow folds; such pairs are counted and left out.
 MAX_MISS_PX = 0.05
-# A fold this close to a target pupil (strip pixels, either axis) touches the iris, whose radius is 4-6 px.
-FOLD_RADIUS_PX = 4.0
+# A fold this close to a target pupil (strip pixels, either axis) touches the iris.
+FOLD_RADIUS_PX = float(FOLD_REACH_PX)
 # Moves above this many degrees count as large (the split of bench/eval_breakdown.py).
 LARGE_MOVE_DEG = 20.0
 

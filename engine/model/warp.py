@@ -64,6 +64,12 @@ def sample_flow(flow: Tensor, points: Tensor) -> Tensor:
     return sampled[:, :, 0].transpose(1, 2)  # -> B x K x 2
 
 
+# How near (strip pixels) a fold must lie to an eye feature to count as at it: the iris radius is 4-6 px, so a fold
+# this close doubles or smears an iris or lid edge. Shared by the fold reading (engine.eval.warp_eval.folds_near) and
+# the eye-fold loss (engine.train.losses.eye_cells), so the loss guards what the reading counts.
+FOLD_REACH_PX = 4
+
+
 def flow_jacobian_det(flow: Tensor) -> Tensor:
     """Determinant of the Jacobian of the sampling map ``p -> p + flow(p)`` of a backward warp, by forward
     differences between neighbouring pixels: B x 2 x H x W -> B x (H-1) x (W-1), one value per pixel square.

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from engine.model.ght import ght_consistency
 from engine.model.guards import check_embedding, check_pitch_yaw
 from engine.model.rotation import redirect_embedding
-from engine.model.warp import flow_jacobian_det, sample_flow
+from engine.model.warp import FOLD_REACH_PX, flow_jacobian_det, sample_flow
 from engine.strip import pitch_yaw_to_vector
 
 # Keeps acos and sqrt away from their infinite-gradient points (cos = ±1, distance 0).
@@ -87,18 +87,13 @@ def fold_loss(flow: Tensor, margin: float = FOLD_MARGIN, weight: Tensor | None =
     return hinge.mean()
 
 
-# Cells of the flow within this many strip pixels of the target's visible eyeball count as the eye's for the
-# eye-fold term: the reach of engine.eval.warp_eval's "folded beside a pupil" (4 px), so the term guards what that
-# reading counts, lid edges included.
-EYE_FOLD_REACH_PX = 4
-
-
-def eye_cells(mask: Tensor, reach_px: int = EYE_FOLD_REACH_PX) -> Tensor:
+def eye_cells(mask: Tensor, reach_px: int = FOLD_REACH_PX) -> Tensor:
     """How much each pixel square of :func:`engine.model.warp.flow_jacobian_det` belongs to the eye:
     ``mask`` B x 1 x H x W (the visible eyeball, in [0, 1]) -> B x (H-1) x (W-1) in [0, 1].
 
-    A square takes the mean of its four pixels, then the largest value within ``reach_px`` (a dilation), so that
-    squares just outside the eyeball, on the lids beside the iris, count fully.
+    A square takes the mean of its four pixels, then the largest value within ``reach_px`` (a dilation; by default
+    the reach of the "folded beside a pupil" reading), so that squares just outside the eyeball, on the lids beside
+    the iris, count fully.
     """
     if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[2] < 2 or mask.shape[3] < 2:
         raise ValueError(f"mask must be B x 1 x H x W with H, W >= 2, got shape {tuple(mask.shape)}")
